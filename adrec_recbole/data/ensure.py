@@ -1,0 +1,41 @@
+"""Make sure a dataset is on disk before RecBole builds it (what ``run_recbole.py`` calls first)."""
+from pathlib import Path
+
+from adrec_recbole.data.amazon import AMAZON_2018, BASE_URL_ENV, RAW_DIR, download_command, prepare
+from adrec_recbole.data.errors import DatasetNotFoundError, DownloadError
+from adrec_recbole.data.layout import SPLITS, inter_file, missing_files
+
+
+def ensure_dataset(dataset, data_path, download=True, base_url=None):
+    """Return ``{data_path}/{dataset}`` once it holds a complete dataset in the canonical layout.
+
+    A known Amazon 2018 category that is absent is downloaded and converted when ``download`` is
+    on (``base_url`` or ``$ADREC_AMAZON_BASE_URL`` overrides the official location). Otherwise,
+    and on a network failure, raises :class:`DatasetNotFoundError` whose message is one line
+    saying what to run or which files to put where.
+    """
+    folder = Path(data_path) / dataset
+    missing = missing_files(folder, dataset)
+    if not missing:
+        return folder
+    command = download_command(dataset, data_path)
+    if folder.exists():
+        fix = f"rebuild it with `{command} --force`" if dataset in AMAZON_2018 else "complete or remove it"
+        raise DatasetNotFoundError(f"{folder} is incomplete (missing {', '.join(missing)}); {fix}")
+    if dataset not in AMAZON_2018:
+        expected = ", ".join([inter_file(dataset, split) for split in SPLITS] + [f"{dataset}.item"])
+        raise DatasetNotFoundError(
+            f"unknown dataset {dataset!r}: put {expected} into {folder}/ "
+            f"(`python -m adrec_recbole.data import --help` converts UniSRec and LC-Rec folders), "
+            f"or use one of {', '.join(AMAZON_2018)}"
+        )
+    if not download:
+        raise DatasetNotFoundError(f"dataset {dataset!r} is not in {folder}; run `{command}`")
+    try:
+        return prepare(dataset, data_path, base_url)
+    except DownloadError as error:
+        reason = " ".join(str(error).split())
+        raise DatasetNotFoundError(
+            f"could not download {dataset}: {reason}; run `{command}` again later, put the two files "
+            f"into {Path(data_path) / RAW_DIR}/ yourself, or set {BASE_URL_ENV} to a mirror"
+        ) from None

@@ -1,0 +1,266 @@
+r"""ADRec: Bidirectional Alignment Text-embeddings with Decoupled Contrastive learning
+for sequential recommendation (Tong et al., Knowledge-Based Systems 2025).
+
+Reads top to bottom like the method (section numbers are those of ADREC_SPEC.md):
+
+1. Item representation — an item is its text; a PLM truncated to ``plm_layer`` layers and a
+   masked token-mean turn it into a vector (``train_mode: finetune``, the paper), or those
+   vectors are computed once and a trainable adapter maps them (``train_mode: frozen``).
+2. Sequence encoder — a bidirectional pre-LN transformer over the last ``MAX_ITEM_LIST_LENGTH``
+   item vectors; the sequence vector is (output at the last item + mean of the inputs) / 2.
+3. Losses — four arc-margin contrastive terms: sequence->next item, item->sequence
+   (bidirectional alignment), sequence->its momentum copy, item->its momentum copy
+   (decoupled), weighted by ``loss_weights``.
+4. Dual momentum queue — a momentum copy of the encoders produces the keys; item and
+   sequence queues of past keys are the negatives.
+
+Scoring (full ranking) is the cosine between the sequence vector and every item vector.
+"""
+import copy
+
+import torch
+import torch.nn.functional as F
+from recbole.model.abstract_recommender import SequentialRecommender
+from recbole.utils import InputType
+from torch import nn
+
+from adrec_recbole.losses import arc_margin_catalogue_loss, arc_margin_contrastive_loss
+from adrec_recbole.momentum import VectorQueue, momentum_update
+from adrec_recbole.text import item_texts_for_dataset
+from adrec_recbole.text_encoder import (
+    PLMItemEncoder,
+    frozen_item_vectors,
+    load_tokenizer_and_layer,
+    load_truncated_plm,
+    masked_mean,
+    resolve_plm_path,
+    tokenize_items,
+)
+
+TRAIN_MODES = ("frozen", "finetune")
+NEGATIVE_SOURCES = ("queue", "catalogue", "batch")
+ENQUEUE_POINTS = ("between", "after")
+
+
+class SequenceEncoder(nn.Module):
+    """Section 2: bidirectional pre-LN transformer, fused (last output + mean input) / 2."""
+
+    def __init__(self, hidden_size, n_layers, n_heads, inner_size, dropout, hidden_act,
+                 layer_norm_eps, max_seq_length, position_embedding):
+        super().__init__()
+        layer = nn.TransformerEncoderLayer(
+            hidden_size, n_heads, inner_size, dropout, activation=hidden_act,
+            layer_norm_eps=layer_norm_eps, batch_first=True, norm_first=True,
+        )
+        self.transformer = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
+        self.position_embedding = nn.Embedding(max_seq_length, hidden_size) if position_embedding else None
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, item_vectors, item_seq_len):
+        """``item_vectors`` [B, L, d] left-aligned, ``item_seq_len`` [B] -> sequence vectors [B, d]."""
+        positions = torch.arange(item_vectors.size(1), device=item_vectors.device)
+        is_real = positions.unsqueeze(0) < item_seq_len.unsqueeze(1)
+        inputs = item_vectors
+        if self.position_embedding is not None:
+            inputs = inputs + self.position_embedding(positions).unsqueeze(0)
+        output = self.transformer(self.dropout(inputs), src_key_padding_mask=~is_real)
+        last = output.gather(1, (item_seq_len - 1).view(-1, 1, 1).expand(-1, 1, output.size(-1))).squeeze(1)
+        return (last + masked_mean(item_vectors, is_real)) / 2
+
+
+class ADRecTower(nn.Module):
+    """The trainable encoders of ADRec: one online copy, and one momentum copy of it.
+
+    ``plm`` is the truncated PLM in finetune mode and ``None`` in frozen mode, where the
+    inputs are precomputed PLM vectors; ``adapter`` maps them to ``hidden_size``.
+    """
+
+    def __init__(self, plm, input_size, hidden_size, use_adapter, layer_norm_eps, sequence_encoder):
+        super().__init__()
+        self.plm = plm
+        self.adapter = (
+            nn.Sequential(nn.Linear(input_size, hidden_size), nn.LayerNorm(hidden_size, eps=layer_norm_eps))
+            if use_adapter else nn.Identity()
+        )
+        self.sequence_encoder = sequence_encoder
+
+    def encode_items(self, item_inputs):
+        """Section 1: PLM vectors (frozen) or tokens (finetune) -> item vectors [n, d]."""
+        vectors = self.plm(*item_inputs) if self.plm is not None else item_inputs
+        return self.adapter(vectors)
+
+
+class ADRec(SequentialRecommender):
+    input_type = InputType.POINTWISE
+
+    def __init__(self, config, dataset):
+        super().__init__(config, dataset)
+        self.train_mode = config["train_mode"]
+        self.seq_item_negatives = config["seq_item_negatives"]
+        self.enqueue_point = config["enqueue"]
+        self._check_choices()
+        self.momentum = config["momentum"]
+        self.arc_scale = config["arc_scale"]
+        self.arc_margin = config["arc_margin"]
+        self.loss_weights = [float(weight) for weight in config["loss_weights"]]
+        self.plm_batch_size = config["plm_batch_size"]
+
+        # 1. Item representation: item text -> PLM inputs.
+        texts = getattr(dataset, "item_texts", None) or item_texts_for_dataset(dataset, config)[0]
+        tokenizer, plm_config, layer = load_tokenizer_and_layer(config["plm_path"], config["plm_layer"])
+        if self.train_mode == "frozen":
+            vectors = frozen_item_vectors(
+                config["plm_path"], config["plm_layer"], texts, config["text_length"],
+                self.plm_batch_size, config["device"], config["plm_cache_dir"],
+            )
+            self.register_buffer("plm_item_vectors", vectors, persistent=False)
+            plm, input_size = None, vectors.size(1)
+        else:
+            tokens = tokenize_items(texts, tokenizer, config["text_length"], config["plm_cache_dir"],
+                                    resolve_plm_path(config["plm_path"]))
+            self.register_buffer("item_input_ids", tokens["input_ids"], persistent=False)
+            self.register_buffer("item_attention_mask", tokens["attention_mask"], persistent=False)
+            plm = PLMItemEncoder(load_truncated_plm(config["plm_path"], plm_config, layer))
+            input_size = plm.output_size
+        hidden_size = config["hidden_size"] if config["adapter"] else input_size
+        if hidden_size % config["n_heads"]:
+            raise ValueError(f"hidden_size {hidden_size} is not divisible by n_heads {config['n_heads']}")
+
+        # 2. Sequence encoder, inside the online tower; 4. its momentum copy and the queues.
+        sequence_encoder = SequenceEncoder(
+            hidden_size, config["n_layers"], config["n_heads"], config["inner_size"],
+            config["hidden_dropout_prob"], config["hidden_act"], config["layer_norm_eps"],
+            self.max_seq_length, config["position_embedding"],
+        )
+        self.online = ADRecTower(plm, input_size, hidden_size, config["adapter"],
+                                 config["layer_norm_eps"], sequence_encoder)
+        self.momentum_tower = copy.deepcopy(self.online).requires_grad_(False)
+        self.item_queue = VectorQueue(config["queue_size"], hidden_size)
+        self.sequence_queue = VectorQueue(config["queue_size"], hidden_size)
+        self._eval_item_vectors = None
+
+    def _check_choices(self):
+        for key, value, allowed in (
+            ("train_mode", self.train_mode, TRAIN_MODES),
+            ("seq_item_negatives", self.seq_item_negatives, NEGATIVE_SOURCES),
+            ("enqueue", self.enqueue_point, ENQUEUE_POINTS),
+        ):
+            if value not in allowed:
+                raise ValueError(f"{key}={value!r}: choose one of {allowed}")
+        if self.train_mode == "finetune" and self.seq_item_negatives == "catalogue":
+            raise ValueError(
+                "seq_item_negatives=catalogue re-encodes every item's text each step in finetune "
+                "mode; use 'batch' or 'queue' there"
+            )
+
+    # ---- section 1: item vectors -------------------------------------------------------
+    def _item_inputs(self, item_ids):
+        if self.train_mode == "frozen":
+            return self.plm_item_vectors[item_ids]
+        return self.item_input_ids[item_ids].long(), self.item_attention_mask[item_ids].long()
+
+    def _encode_all_items(self, tower):
+        """Vectors of every item (row 0 is the padding item), in chunks of ``plm_batch_size``."""
+        all_ids = torch.arange(self.n_items, device=self.item_queue.vectors.device)
+        return torch.cat([tower.encode_items(self._item_inputs(ids)) for ids in all_ids.split(self.plm_batch_size)])
+
+    # ---- section 2: sequences --------------------------------------------------------
+    def _recent_history(self, item_seq, item_seq_len):
+        """The last ``max_seq_length`` items of each history, left-aligned, padding trimmed."""
+        seq_len = item_seq_len.clamp(max=self.max_seq_length)
+        start = (item_seq_len - seq_len).unsqueeze(1)
+        width = int(seq_len.max())
+        offsets = torch.arange(width, device=item_seq.device).unsqueeze(0)
+        recent = item_seq.gather(1, (start + offsets).clamp(max=item_seq.size(1) - 1))
+        return recent.masked_fill(offsets >= seq_len.unsqueeze(1), 0), seq_len
+
+    def _encode_batch(self, tower, item_seq, item_seq_len, target, whole_catalogue):
+        """(sequence vectors, target vectors, candidate ids, candidate vectors), all unit-norm.
+
+        Each distinct item of the batch is encoded once (histories share items); with
+        ``whole_catalogue`` every item is encoded and the candidates are all items.
+        """
+        if whole_catalogue:
+            candidate_ids = torch.arange(self.n_items, device=item_seq.device)
+            candidates = self._encode_all_items(tower)
+            seq_items, targets = candidates[item_seq], candidates[target]
+        else:
+            candidate_ids, inverse = torch.unique(torch.cat([item_seq.flatten(), target]), return_inverse=True)
+            candidates = tower.encode_items(self._item_inputs(candidate_ids))
+            flat = candidates[inverse]
+            seq_items, targets = flat[:item_seq.numel()].view(*item_seq.shape, -1), flat[item_seq.numel():]
+        sequences = tower.sequence_encoder(seq_items, item_seq_len)
+        return F.normalize(sequences, dim=-1), F.normalize(targets, dim=-1), candidate_ids, F.normalize(candidates, dim=-1)
+
+    # ---- sections 3 and 4: training ------------------------------------------------------
+    def _sequence_to_item_loss(self, sequences, momentum_targets, target, candidate_ids, candidates, item_negatives):
+        """Term 1, sequence -> next item: against the item queue (paper), all items, or the batch."""
+        if self.seq_item_negatives == "queue":
+            return arc_margin_contrastive_loss(sequences, momentum_targets, item_negatives, self.arc_scale, self.arc_margin)
+        if self.seq_item_negatives == "catalogue":
+            return arc_margin_catalogue_loss(sequences, candidates, target, self.arc_scale, self.arc_margin)
+        target_rows = torch.searchsorted(candidate_ids, target)
+        padding_row = 0 if candidate_ids[0] == 0 else None
+        return arc_margin_catalogue_loss(sequences, candidates, target_rows, self.arc_scale, self.arc_margin, padding_row)
+
+    def calculate_loss(self, interaction):
+        """The four weighted terms (section 3), returned separately so the Trainer logs each."""
+        item_seq, item_seq_len = self._recent_history(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
+        target = interaction[self.POS_ITEM_ID]
+        whole_catalogue = self.seq_item_negatives == "catalogue"
+        sequences, targets, candidate_ids, candidates = self._encode_batch(
+            self.online, item_seq, item_seq_len, target, whole_catalogue
+        )
+        with torch.no_grad():
+            momentum_update(self.online, self.momentum_tower, self.momentum)
+            momentum_sequences, momentum_targets, _, _ = self._encode_batch(
+                self.momentum_tower, item_seq, item_seq_len, target, whole_catalogue=False
+            )
+
+        def contrast(query, positive, negatives):
+            return arc_margin_contrastive_loss(query, positive, negatives, self.arc_scale, self.arc_margin)
+
+        w1, w2, w3, w4 = self.loss_weights
+        zero = sequences.new_zeros(())
+        item_negatives, sequence_negatives = self.item_queue.snapshot(), self.sequence_queue.snapshot()
+        seq_to_item = self._sequence_to_item_loss(
+            sequences, momentum_targets, target, candidate_ids, candidates, item_negatives
+        ) if w1 else zero
+        item_to_seq = contrast(targets, momentum_sequences, sequence_negatives) if w2 else zero
+        if self.enqueue_point == "between":  # the authors' order: terms 3-4 see this batch's keys
+            self._enqueue(momentum_targets, momentum_sequences)
+            item_negatives, sequence_negatives = self.item_queue.snapshot(), self.sequence_queue.snapshot()
+        seq_to_own = contrast(sequences, momentum_sequences, sequence_negatives) if w3 else zero
+        item_to_own = contrast(targets, momentum_targets, item_negatives) if w4 else zero
+        if self.enqueue_point == "after":
+            self._enqueue(momentum_targets, momentum_sequences)
+        return w1 * seq_to_item, w2 * item_to_seq, w3 * seq_to_own, w4 * item_to_own
+
+    def _enqueue(self, momentum_targets, momentum_sequences):
+        self.item_queue.enqueue(momentum_targets)
+        self.sequence_queue.enqueue(momentum_sequences)
+
+    # ---- scoring -----------------------------------------------------------------------
+    def train(self, mode=True):
+        self._eval_item_vectors = None  # weights may change (training, best-model reload)
+        return super().train(mode)
+
+    def _item_vectors_for_scoring(self):
+        """Every item's (raw, unit) vector; computed once per evaluation pass."""
+        if self.training or self._eval_item_vectors is None:
+            raw = self._encode_all_items(self.online)
+            self._eval_item_vectors = (raw, F.normalize(raw, dim=-1))
+        return self._eval_item_vectors
+
+    def _sequence_vectors(self, interaction, raw_items):
+        item_seq, item_seq_len = self._recent_history(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
+        return F.normalize(self.online.sequence_encoder(raw_items[item_seq], item_seq_len), dim=-1)
+
+    def predict(self, interaction):
+        raw, unit = self._item_vectors_for_scoring()
+        sequences = self._sequence_vectors(interaction, raw)
+        return (sequences * unit[interaction[self.ITEM_ID]]).sum(dim=-1)
+
+    def full_sort_predict(self, interaction):
+        raw, unit = self._item_vectors_for_scoring()
+        return self._sequence_vectors(interaction, raw) @ unit.t()

