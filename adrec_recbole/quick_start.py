@@ -38,7 +38,7 @@ def resolve_model(name):
         return PLUGIN_MODELS[name]
     try:
         get_model(name)
-    except ValueError:
+    except (ValueError, ImportError):  # RecBole's lookup imports lightgbm/xgboost on a miss
         raise RunError(
             f"unknown model {name!r}: use ADRec or a RecBole model name "
             "(SASRec, BERT4Rec, GRU4Rec, FDSA, Pop, ...)"
@@ -72,12 +72,17 @@ def build_config(model, dataset, config_file_list=None, config_dict=None):
     )
 
 
-def build_dataset(config):
-    """The dataset object the model needs: ADRec reads item text, others RecBole's own."""
+def prepare_data(config):
+    """Make sure the dataset's files exist (download/convert known ones, else one-line advice)."""
+    data_root = os.path.dirname(config["data_path"])  # RecBole has appended the dataset name
     try:
-        ensure_dataset(config["dataset"], config["data_path"], download=config["download"] is not False)
+        ensure_dataset(config["dataset"], data_root, download=config["download"] is not False)
     except DatasetNotFoundError as error:
         raise RunError(str(error)) from None
+
+
+def build_dataset(config):
+    """The dataset object the model needs: ADRec reads item text, others RecBole's own."""
     if config["model"] in PLUGIN_MODELS:
         return ADRecDataset(config)
     return create_dataset(config)
@@ -108,6 +113,7 @@ def run(model, dataset, config_file_list=None, config_dict=None, saved=True, cal
     ``callback_fn(epoch_idx, valid_score)`` is called after each validation (used by tuning).
     """
     config = build_config(model, dataset, config_file_list, config_dict)
+    prepare_data(config)
     init_seed(config["seed"], config["reproducibility"])
     init_logger(config)
     logger = getLogger()

@@ -1,0 +1,1 @@
+"""Benchmarks: ADRec side by side with RecBole's models, and ADRec's training speed."""
