@@ -37,3 +37,46 @@ warnings.filterwarnings("ignore", category=FutureWarning, module=r"recbole\.")
 
 if not isinstance(_recbole_trainer.torch, _TorchLoadingOwnCheckpoints):
     _recbole_trainer.torch = _TorchLoadingOwnCheckpoints("torch")
+
+
+# --- hyperopt >= 0.2.7 and RecBole's exhaustive search (RecBole issue #1868, open) -----------
+# Since 0.2.7 hyperopt's samplers draw with numpy's ``Generator`` API (``rng.integers``), but
+# ``recbole.trainer.hyper_tuning.exhaustive_search`` seeds them with ``np.random.RandomState``,
+# so ``HyperTuning(algo='exhaustive')`` fails: "'RandomState' object has no attribute
+# 'integers'". That module, and only that module, sees a ``numpy`` whose
+# ``random.RandomState(seed)`` is ``np.random.default_rng(seed)`` (the same seed gives the same
+# draws on every run). With hyperopt <= 0.2.5, which still uses RandomState, nothing changes.
+import importlib.metadata as _metadata
+
+import numpy as _np
+import recbole.trainer.hyper_tuning as _recbole_hyper_tuning
+
+
+def _hyperopt_samples_with_generator():
+    try:
+        major, minor, patch = (_metadata.version("hyperopt").split(".") + ["0", "0"])[:3]
+        return (int(major), int(minor), int("".join(c for c in patch if c.isdigit()) or 0)) >= (0, 2, 7)
+    except (_metadata.PackageNotFoundError, ValueError):
+        return False
+
+
+class _NumpyRandomWithGenerator(types.ModuleType):
+    """``numpy.random`` with ``RandomState`` meaning ``default_rng``; the rest delegated."""
+
+    RandomState = staticmethod(_np.random.default_rng)
+
+    def __getattr__(self, name):
+        return getattr(_np.random, name)
+
+
+class _NumpyForExhaustiveSearch(types.ModuleType):
+    """``numpy`` as seen by RecBole's hyper_tuning module: only ``random`` differs."""
+
+    random = _NumpyRandomWithGenerator("numpy.random")
+
+    def __getattr__(self, name):
+        return getattr(_np, name)
+
+
+if _hyperopt_samples_with_generator() and not isinstance(_recbole_hyper_tuning.np, _NumpyForExhaustiveSearch):
+    _recbole_hyper_tuning.np = _NumpyForExhaustiveSearch("numpy")

@@ -1,0 +1,256 @@
+"""The benchmark (python -m adrec_recbole.benchmark) on tiny data: one process per run, records,
+resume, a failing model, mean/std from the records, CSV/Markdown/PNG, labelled anchors; and
+GRU4Rec, BERT4Rec and FDSA (with the title feature) for one epoch on tiny data in both layouts."""
+import csv
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, write_canonical_dataset
+
+from adrec_recbole.benchmark import anchors, report
+from adrec_recbole.benchmark.compare import BenchmarkError, Settings, parse_seeds, plan
+
+QUOTED_TITLE = '"Rock" guitar strings set'  # RecBole's default pandas reading breaks on this line
+TITLES = [
+    QUOTED_TITLE, "guitar capo clamp", "guitar tuner clip", "guitar picks pack",
+    "acrylic paint set", "watercolor brush set", "canvas panels", "palette knife",
+    "nitrile gloves box", "glass beaker 250 ml", "digital lab scale", "NA",
+]
+SMALL_CONFIG = """\
+topk: [5, 10]
+valid_metric: NDCG@10
+train_batch_size: 32
+eval_batch_size: 64
+hidden_size: 32
+n_layers: 1
+n_heads: 2
+inner_size: 64
+embedding_size: 32
+queue_size: 50
+plm_cache_dir: {cache}
+"""
+
+
+def sequences():
+    rows = []
+    for user in range(45):
+        family = user % 3
+        items = [family * 4 + k for k in range(4)]
+        rows.append([items[(user + step) % 4] for step in range(5 + user % 4)])
+    return rows
+
+
+def run_cli(args, cwd):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    return subprocess.run(
+        [sys.executable, "-m", "adrec_recbole.benchmark", *args], cwd=cwd, env=env,
+        capture_output=True, text=True, timeout=600,
+    )
+
+
+def read_csv(path):
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bench")
+    write_canonical_dataset(root / "data", "Bench", sequences(), TITLES)
+    config = root / "small.yaml"
+    config.write_text(SMALL_CONFIG.format(cache=root / "cache"))
+    return root, config
+
+
+@pytest.fixture(scope="module")
+def first_and_second(workspace):
+    """ADRec, SASRec, Pop and a model that does not exist, 2 seeds, 1 epoch; then the same command again."""
+    root, config = workspace
+    args = ["--dataset", "Bench", "--data_path", str(root / "data"), "--models", "ADRec,SASRec,Pop,NoSuchModel",
+            "--seeds", "2", "--epochs", "1", "--out", str(root / "results"), "--config_files", str(config)]
+    first = run_cli(args, cwd=root)
+    folder = root / "results" / "Bench"
+    mtimes = {path.name: path.stat().st_mtime_ns for path in (folder / "runs").glob("*.json")}
+    second = run_cli(args, cwd=root)
+    return first, second, folder, mtimes
+
+
+def records(folder):
+    data = {}
+    for path in (folder / "runs").glob("*-seed*.json"):
+        if path.name.endswith(".spec.json"):
+            continue
+        record = json.loads(path.read_text())
+        data[(record["model"], record["seed"])] = record
+    return data
+
+
+def test_every_run_is_recorded_in_its_own_process_and_a_failure_does_not_stop_the_others(first_and_second):
+    first, _, folder, _ = first_and_second
+    assert first.returncode == 1, first.stdout + first.stderr  # 1: some run failed
+    assert "[1/8 | 0:00:00] ADRec seed 2020: running" in first.stdout
+    assert "[8/8 |" in first.stdout and "NoSuchModel seed 2021: FAILED" in first.stdout
+    found = records(folder)
+    assert set(found) == {(model, seed) for model in ("ADRec", "SASRec", "Pop", "NoSuchModel") for seed in (2020, 2021)}
+    for (model, seed), record in found.items():
+        if model == "NoSuchModel":
+            assert record["status"] == "failed" and "unknown model 'NoSuchModel'" in record["error"]
+            continue
+        assert record["status"] == "ok", record.get("error")
+        result = record["result"]
+        assert result["seed"] == seed and result["epochs_run"] == 1
+        assert set(result["test_result"]) == {f"{m}@{k}" for m in ("recall", "ndcg", "mrr") for k in (5, 10)}
+        for key in ("best_epoch", "seconds_per_epoch", "test_eval_seconds", "parameters", "peak_rss_mb"):
+            assert result[key] is not None
+        assert result["peak_rss_mb"] > 50 and result["checkpoint"] is None  # checkpoints removed by default
+    pids = [record["pid"] for record in found.values()]
+    assert len(set(pids)) == len(pids) and os.getpid() not in pids  # a fresh process per run
+
+
+def test_runs_csv_and_summary_are_computed_from_the_run_records(first_and_second):
+    _, _, folder, _ = first_and_second
+    found = records(folder)
+    runs = read_csv(folder / "runs.csv")
+    assert [(row["model"], int(row["seed"])) for row in runs] == [
+        (model, seed) for seed in (2020, 2021) for model in ("ADRec", "SASRec", "Pop", "NoSuchModel")]
+    summary = {row["model"]: row for row in read_csv(folder / "summary.csv")}
+    assert list(summary) == ["ADRec", "SASRec", "Pop", "NoSuchModel"]
+    for model in ("ADRec", "SASRec", "Pop"):
+        assert (summary[model]["runs_ok"], summary[model]["runs_failed"]) == ("2", "0")
+        for metric in ("recall@10", "ndcg@10", "mrr@10", "ndcg@5"):
+            values = [found[(model, seed)]["result"]["test_result"][metric] for seed in (2020, 2021)]
+            assert float(summary[model][f"{metric}_mean"]) == pytest.approx(statistics.fmean(values))
+            assert float(summary[model][f"{metric}_std"]) == pytest.approx(statistics.stdev(values))
+        epochs = [found[(model, seed)]["result"]["seconds_per_epoch"] for seed in (2020, 2021)]
+        assert float(summary[model]["seconds_per_epoch_mean"]) == pytest.approx(statistics.fmean(epochs))
+    assert (summary["NoSuchModel"]["runs_ok"], summary["NoSuchModel"]["runs_failed"]) == ("0", "2")
+    assert summary["NoSuchModel"]["ndcg@10_mean"] == ""
+
+
+def test_markdown_table_and_chart(first_and_second):
+    _, _, folder, _ = first_and_second
+    found = records(folder)
+    text = (folder / "README.md").read_text()
+    values = [found[("SASRec", seed)]["result"]["test_result"]["ndcg@10"] for seed in (2020, 2021)]
+    expected = f"{statistics.fmean(values):.4f} ± {statistics.stdev(values):.4f}"
+    sasrec_row = next(line for line in text.splitlines() if line.startswith("| SASRec |"))
+    assert "| 2/2 |" in sasrec_row and expected in sasrec_row
+    assert "| NoSuchModel | 0/2 |" in text and "## Failed runs" in text
+    assert "![metrics and cost](chart.png)" in text
+    assert "No published numbers for Bench" in text
+    png = (folder / "chart.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+
+
+def test_second_invocation_skips_finished_runs_and_retries_failed_ones(first_and_second):
+    _, second, folder, mtimes = first_and_second
+    assert second.stdout.count("finished before, skipped") == 6
+    assert "0 run, 6 skipped, 2 failed" in second.stdout
+    for path in (folder / "runs").glob("*-seed*.json"):
+        if path.name.startswith("NoSuchModel") or path.name.endswith(".spec.json"):
+            continue
+        assert path.stat().st_mtime_ns == mtimes[path.name], f"{path.name} was rewritten"
+
+
+def test_anchors_are_labelled_with_their_preprocessing_and_kept_out_of_our_table(tmp_path):
+    rows = anchors.anchors_for("Scientific")
+    assert {row["source"] for row in rows} == {anchors.RECFORMER, anchors.UNISREC}
+    for row in rows:
+        assert row["label"].startswith("published, ") and row["label"].endswith("— not our run")
+    recformer_sasrec = next(row for row in rows if row["source"] == anchors.RECFORMER and row["model"] == "SASRec")
+    assert (recformer_sasrec["ndcg@10"], recformer_sasrec["recall@10"], recformer_sasrec["mrr"]) == (.0797, .1305, .0696)
+    assert "published, Recformer preprocessing — not our run" == recformer_sasrec["label"]
+    assert anchors.anchors_for("games")[0]["model"] == "SASRec" and anchors.anchors_for("Tiny") == []
+
+    settings = Settings(dataset="Scientific", models=["SASRec"], seeds=[2020], out=str(tmp_path))
+    paths = report.write_report(settings, plan(settings, tmp_path / "data"), tmp_path / "data")
+    text = paths["markdown"].read_text()
+    ours, published = text.split("## Published anchors — not our runs")
+    assert "0.0797" not in ours and "| SASRec | 0/1 | — |" in ours
+    assert "| published, Recformer preprocessing — not our run | Recformer (KDD 2023) | SASRec | 0.1305 | 0.0797 | 0.0696 |" in published
+    assert "| published, UniSRec preprocessing (the one of ../shared/datasets/Scientific) — not our run |" in published
+    assert len(read_csv(paths["anchors"])) == len(rows)
+    assert read_csv(paths["summary"])[0]["runs_ok"] == "0"
+
+
+def test_seeds_settings_and_fingerprints(tmp_path):
+    assert parse_seeds("3") == [2020, 2021, 2022] and parse_seeds("2020,2025") == [2020, 2025]
+    with pytest.raises(BenchmarkError):
+        parse_seeds("x")
+    base = Settings(dataset="Bench", models=["SASRec", "Pop"], seeds=[2020, 2021], out=str(tmp_path))
+    runs = plan(base, tmp_path)
+    assert [(run.model, run.seed) for run in runs] == [("SASRec", 2020), ("Pop", 2020), ("SASRec", 2021), ("Pop", 2021)]
+    quick = plan(Settings(dataset="Bench", models=["SASRec", "Pop"], seeds=[2020, 2021], out=str(tmp_path), epochs=1), tmp_path)
+    assert not {run.record_path for run in runs} & {run.record_path for run in quick}  # quick looks kept apart
+    extra = tmp_path / "extra.yaml"
+    extra.write_text("# a comment\nhidden_size: 32\n")
+    with_extra = plan(Settings(dataset="Bench", models=["SASRec"], seeds=[2020], out=str(tmp_path),
+                               config_files=[str(extra)]), tmp_path)[0]
+    extra.write_text("hidden_size: 32  # same value, other comment\n")
+    same = plan(Settings(dataset="Bench", models=["SASRec"], seeds=[2020], out=str(tmp_path),
+                         config_files=[str(extra)]), tmp_path)[0]
+    extra.write_text("hidden_size: 16\n")
+    changed = plan(Settings(dataset="Bench", models=["SASRec"], seeds=[2020], out=str(tmp_path),
+                            config_files=[str(extra)]), tmp_path)[0]
+    assert with_extra.fingerprint == same.fingerprint != changed.fingerprint
+
+
+def test_recbole_reads_item_text_unquoted_as_adrec_does(workspace, monkeypatch):
+    import recbole.data.dataset.dataset as recbole_dataset
+    from recbole.data import create_dataset
+
+    from adrec_recbole.benchmark.recbole_io import read_atomic_files_unquoted
+    from adrec_recbole.quick_start import build_config
+
+    monkeypatch.setattr(recbole_dataset, "pd", recbole_dataset.pd)  # restored after the test
+    root, _ = workspace
+    read_atomic_files_unquoted()
+    config = build_config("FDSA", "Bench", config_dict={"data_path": str(root / "data"), "state": "ERROR"})
+    dataset = create_dataset(config)
+    words = dataset.field2id_token["title"]
+
+    def title(token):
+        return [words[index] for index in dataset.item_feat["title"][dataset.token2id("item_id", token)].tolist() if index]
+
+    assert title("0") == QUOTED_TITLE.split() and title("11") == ["NA"] and title("1") == ["guitar", "capo", "clamp"]
+
+
+def write_unisrec_layout(folder, name):
+    """The tiny data in UniSRec's layout: ``.text`` keyed by ASIN, ``.item2index``, ``.user2index``, no ``.item``."""
+    write_canonical_dataset(folder.parent, name, sequences(), TITLES)
+    (folder / f"{name}.item").unlink()
+    with open(folder / f"{name}.text", "w") as handle:
+        handle.write("item_id:token\ttext:token_seq\n")
+        handle.writelines(f"ASIN{item:04d}\t{title}\n" for item, title in enumerate(TITLES))
+    with open(folder / f"{name}.item2index", "w") as handle:
+        handle.writelines(f"ASIN{item:04d}\t{item}\n" for item in range(len(TITLES)))
+    with open(folder / f"{name}.user2index", "w") as handle:
+        handle.writelines(f"U{user}\t{user}\n" for user in range(len(sequences())))
+
+
+def test_gru4rec_bert4rec_and_fdsa_train_on_tiny_data_in_unisrec_layout(tmp_path, workspace):
+    _, config = workspace
+    write_unisrec_layout(tmp_path / "data" / "Uni", "Uni")
+    done = run_cli(["--dataset", "Uni", "--data_path", str(tmp_path / "data"), "--models", "GRU4Rec,BERT4Rec,FDSA",
+                    "--seeds", "1", "--epochs", "1", "--out", str(tmp_path / "results"), "--config_files",
+                    str(config)], cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "is in UniSRec's layout" in done.stdout
+    imported = tmp_path / "results" / "Uni" / "runs" / "data" / "Uni" / "Uni.item"
+    lines = imported.read_text().splitlines()
+    assert lines[1] == f"0\t{QUOTED_TITLE}\t\t"  # the UniSRec text is every model's title
+    found = records(tmp_path / "results" / "Uni")
+    assert {model for model, _ in found} == {"GRU4Rec", "BERT4Rec", "FDSA"}
+    for record in found.values():
+        assert record["status"] == "ok", record.get("error")
+        assert record["result"]["epochs_run"] == 1
+        assert record["settings"]["data_path"].endswith(os.path.join("runs", "data"))
+    fdsa_log = next((tmp_path / "results" / "Uni" / "runs").glob("FDSA-*.log")).read_text()
+    assert "selected_features = ['title', 'brand', 'categories']" in fdsa_log
+    assert found[("FDSA", 2020)]["result"]["parameters"] > found[("GRU4Rec", 2020)]["result"]["parameters"]
