@@ -14,11 +14,14 @@ Written to ``--out``: ``results.csv`` and ``results.md`` (every trial, sorted by
 trial id, parameters, best valid metric, test metrics, epochs run, stopped early?, status or
 error), ``best_config.yaml`` (reproduce the best completed trial with
 ``python run_recbole.py --model=ADRec --dataset=NAME --config_files=OUT/best_config.yaml``),
-and one folder per search holding one folder per trial (``checkpoints/``, ``result.json``,
+and one folder per search holding one folder per trial (``checkpoints/``, ``run_result.json``,
 ``trial.log``).
 
-RecBole's own Ray path (``run_hyper.py --tool=Ray``) fails on this stack (RECBOLE_NOTES.md,
-"Hyperparameter tuning"); here each trial requests exactly ``--cpus_per_trial``/``--gpus_per_trial``
+``--tool hyperopt`` runs RecBole's ``HyperTuning`` in this process, one trial at a time; a trial
+that raises is recorded and the search goes on; ``bayes`` (TPE) samples the first half of the
+trials (at most 20) at random. ``--tool ray`` runs trials in parallel on a local or existing Ray
+cluster. RecBole's own Ray path (``run_hyper.py --tool=Ray``) fails on this stack in several
+ways; here each trial requests exactly ``--cpus_per_trial``/``--gpus_per_trial``
 and runs on the devices Ray gave it (RecBole's ``gpu_id`` would overwrite them); every path is
 absolute and Ray does not change directory; workers import this package (PYTHONPATH in the
 runtime environment), which applies :mod:`adrec_recbole.compat`; each trial reports every epoch
@@ -186,7 +189,6 @@ def search_settings(args, params):
         fixed["valid_metric"] = args.metric
     with _clean_process_state():
         config = build_config(args.model, args.dataset, config_files, dict(fixed))
-        prepare_data(config)  # a missing dataset fails here once (or is downloaded once), not per trial
     known = config.final_config_dict
     for param in params:
         if param.name not in known:
@@ -195,8 +197,10 @@ def search_settings(args, params):
             raise RunError(f"search space: {param.name!r} is not a setting of {config['model']}{hint}")
     metric = config["valid_metric"]
     name, _, k = metric.partition("@")
-    if name.lower() not in [m.lower() for m in config["metrics"]] or (k and int(k) not in config["topk"]):
+    topk = [str(value) for value in (config["topk"] if isinstance(config["topk"], list) else [config["topk"]])]
+    if name.lower() not in [m.lower() for m in config["metrics"]] or (k and k not in topk):
         raise RunError(f"metric {metric} is not computed: metrics {config['metrics']}, topk {config['topk']}")
+    prepare_data(config)  # a missing dataset fails here once (or is downloaded once), not in every trial
     paths = {"data_path": os.path.abspath(os.path.dirname(config["data_path"]))}  # RecBole appended the name
     for key in PATH_KEYS:
         value = known.get(key)
@@ -256,7 +260,7 @@ def run_trial(settings, params, trial_dir, gpu_ids=None, callback_fn=None):
     config_dict = {
         **settings["fixed"], **settings["paths"], **_plain(params),
         "checkpoint_dir": os.path.join(trial_dir, "checkpoints"),
-        "result_file": os.path.join(trial_dir, "result.json"),
+        "result_file": os.path.join(trial_dir, "run_result.json"),
         "show_progress": False,
     }
     if gpu_ids is not None:
@@ -279,16 +283,35 @@ def _ray_trial(config, settings):
     if os.path.isdir(settings["cwd"]):
         os.chdir(settings["cwd"])  # relative paths the user's files may hold mean what they meant
     metric, mode = settings["metric"], settings["mode"]
-    best = {"score": None}
+    state = {"best": None, "last_epoch": None}
 
     def report(epoch_idx, valid_score):
         valid_score = float(valid_score)
-        if _better(valid_score, best["score"], mode):
-            best["score"] = valid_score
-        session.report({metric: valid_score, f"best_{metric}": best["score"], "epoch": epoch_idx + 1})
+        if _better(valid_score, state["best"], mode):
+            state["best"] = valid_score
+        result = {metric: valid_score, f"best_{metric}": state["best"], "epoch": epoch_idx + 1}
+        if epoch_idx + 1 >= settings["epochs"]:
+            # ASHA stops every trial that reaches max_t, the moment it reports it: the last epoch
+            # is reported after the test evaluation, or no trial would ever complete.
+            state["last_epoch"] = result
+        else:
+            session.report(result)
 
     gpu_ids = [str(gpu) for gpu in ray.get_gpu_ids()]
-    run_trial(settings, config, session.get_trial_dir(), gpu_ids=gpu_ids, callback_fn=report)
+    outcome = run_trial(settings, config, session.get_trial_dir(), gpu_ids=gpu_ids, callback_fn=report)
+    if state["last_epoch"] is not None:
+        session.report({**state["last_epoch"], f"test_{metric}": outcome["test_result"].get(metric)})
+
+
+def _ray_trainable(settings):
+    """The trainable Ray runs: a closure over the search's settings (pickled with it, so it also
+    works through Ray Client, where ``tune.with_parameters`` cannot reach the worker's registry)."""
+
+    def trainable(config):
+        _ray_trial(config, settings)
+
+    trainable.__name__ = trainable.__qualname__ = settings["model"]  # Ray names trials after it
+    return trainable
 
 
 def _trial_dirname(trial):
@@ -320,7 +343,7 @@ def run_ray(args, params, settings, out):
     _check_same_search(experiment, settings, args, params, restoring)
 
     trainable = tune.with_resources(
-        tune.with_parameters(_ray_trial, settings=settings),
+        _ray_trainable(settings),
         {"cpu": args.cpus_per_trial, "gpu": args.gpus_per_trial},
     )
     ray.init(address=args.address, include_dashboard=False, log_to_driver=args.worker_logs,
@@ -333,11 +356,13 @@ def run_ray(args, params, settings, out):
         else:
             metric, mode, seed = settings["metric"], settings["mode"], settings["seed"]
             num_samples, space = args.trials, ray_space(params)
-            search_alg = BasicVariantGenerator(random_state=seed)
+            # Ray ignores TuneConfig.max_concurrent_trials (with a warning) for a
+            # BasicVariantGenerator passed in: the generator itself takes the limit.
+            search_alg = BasicVariantGenerator(random_state=seed, max_concurrent=args.max_concurrent or 0)
+            max_concurrent = None
             if args.algo == "exhaustive":
                 num_samples, space = 1, ray_space(params, grid=True)
             elif args.algo == "bayes":
-                from hyperopt import hp  # noqa: F401  (fail early when hyperopt is missing)
                 from ray.tune.search.hyperopt import HyperOptSearch
                 from recbole.trainer import HyperTuning
 
@@ -345,7 +370,7 @@ def run_ray(args, params, settings, out):
                     space=HyperTuning._build_space_from_file(args.params_file), metric=metric, mode=mode,
                     n_initial_points=_startup_trials(args.trials), random_state_seed=seed,
                 )
-                space = None
+                space, max_concurrent = None, args.max_concurrent  # Ray wraps a Searcher in a ConcurrencyLimiter
             scheduler = FIFOScheduler()
             if args.scheduler == "asha":
                 scheduler = ASHAScheduler(time_attr="epoch", max_t=settings["epochs"],
@@ -356,7 +381,7 @@ def run_ray(args, params, settings, out):
                 param_space=space,
                 tune_config=tune.TuneConfig(
                     metric=metric, mode=mode, num_samples=num_samples, search_alg=search_alg,
-                    scheduler=scheduler, max_concurrent_trials=args.max_concurrent, reuse_actors=False,
+                    scheduler=scheduler, max_concurrent_trials=max_concurrent, reuse_actors=False,
                     trial_dirname_creator=_trial_dirname, chdir_to_trial_dir=False,
                 ),
                 run_config=RunConfig(
@@ -373,18 +398,18 @@ def run_ray(args, params, settings, out):
 def _ray_row(trial, settings):
     metric = settings["metric"]
     last = trial.last_result or {}
-    row = {"trial": trial.trial_id, "params": {key: trial.config.get(key) for key in settings["searched"]},
+    row = {"trial": trial.trial_id, "params": {key: _plain(trial.config.get(key)) for key in settings["searched"]},
            "trial_dir": trial.local_path, "valid": last.get(f"best_{metric}"),
            "epochs_run": last.get("epoch"), "error": ""}
-    result_file = os.path.join(trial.local_path or "", "result.json")
+    result_file = os.path.join(trial.local_path or "", "run_result.json")
     if trial.status == "ERROR":
         row.update(status="error", error=_error_line(trial.error_file))
     elif os.path.isfile(result_file):
         row.update(_completed(result_file, settings))
-    elif trial.status == "TERMINATED":
+    elif last.get("done") and row["epochs_run"]:  # Ray marks a result `done` when it stops the trial
         row.update(status="stopped", stopped_early=f"ASHA after epoch {row['epochs_run']}")
-    else:
-        row.update(status=f"unfinished ({trial.status.lower()})")
+    else:  # an interrupted search: these trials run when it resumes
+        row.update(status="unfinished")
     return row
 
 
@@ -443,6 +468,14 @@ def _startup_trials(trials):
     return max(2, min(20, trials // 2))
 
 
+def _progress(line, stream):
+    """One line per trial, printed around hyperopt's progress bar (a tqdm bar)."""
+    from tqdm import tqdm
+
+    tqdm.write(line, file=stream)
+    stream.flush()
+
+
 def run_hyperopt(args, params, settings, out):
     import hyperopt
     from functools import partial
@@ -471,17 +504,17 @@ def run_hyperopt(args, params, settings, out):
             result = run_trial(settings, params_now, trial_dir, gpu_ids=gpu_ids)
         except Exception as error:
             row.update(status="error", error=f"{type(error).__name__}: {error}".splitlines()[0])
-            print(f"[{number}/{total}] trial_{trial_id} error: {row['error']} | {_format_params(params_now)}",
-                  file=progress, flush=True)
+            _progress(f"[{number}/{total}] trial_{trial_id} error: {row['error']} | {_format_params(params_now)}",
+                      progress)
             raise
         row.update(_completed(result["result_file"], settings))
         best = None
         for done in rows:
             if done.get("valid") is not None and _better(done["valid"], best, mode):
                 best = done["valid"]
-        print(f"[{number}/{total}] trial_{trial_id} {metric} {row['valid']:.4f} (best {best:.4f}), "
-              f"test {row['test'].get(metric, float('nan')):.4f}, {row['epochs_run']} epochs, "
-              f"{time.time() - start:.0f}s | {_format_params(params_now)}", file=progress, flush=True)
+        _progress(f"[{number}/{total}] trial_{trial_id} {metric} {row['valid']:.4f} (best {best:.4f}), "
+                  f"test {row['test'].get(metric, float('nan')):.4f}, {row['epochs_run']} epochs, "
+                  f"{time.time() - start:.0f}s | {_format_params(params_now)}", progress)
         return {**result, "valid_score_bigger": mode == "max"}
 
     class Tuning(HyperTuning):
@@ -542,7 +575,7 @@ def write_tables(rows, settings, out, experiment):
     metric = settings["metric"]
     test_keys = sorted({key for row in rows for key in row.get("test", {})})
     header = (["rank", "trial", "status", f"valid_{metric}", "best_epoch", "epochs_run", "stopped_early"]
-              + [f"test_{key}" for key in test_keys] + settings["searched"] + ["error", "trial_dir"])
+              + [f"test_{key}" for key in test_keys] + settings["searched"] + ["error", "trial_dir", "result_file"])
     csv_path = os.path.join(out, "results.csv")
     with open(csv_path, "w", newline="") as handle:
         writer = csv.writer(handle)
@@ -553,7 +586,7 @@ def write_tables(rows, settings, out, experiment):
                              row.get("stopped_early", "")]
                             + [_format_value(row.get("test", {}).get(key)) for key in test_keys]
                             + [_format_value(row["params"].get(key)) for key in settings["searched"]]
-                            + [row.get("error", ""), row.get("trial_dir", "")])
+                            + [row.get("error", ""), row.get("trial_dir", ""), row.get("result_file", "")])
     md_path = os.path.join(out, "results.md")
     lines = [
         f"# {settings['model']} on {settings['dataset']}: {len(rows)} trials, sorted by valid {metric}",
@@ -604,6 +637,8 @@ def write_best_config(rows, settings, out):
     config["seed"] = settings["seed"]
     config.update(_plain(best["params"]))
     relative = os.path.relpath(path)
+    if relative.startswith(".."):
+        relative = path
     header = (
         f"# Best configuration of the search in {os.path.dirname(best['trial_dir'])}\n"
         f"# trial {best['trial']}: valid {settings['metric']} {best['valid']} (best epoch {best.get('best_epoch')} "
@@ -679,6 +714,8 @@ def main(argv=None):
         counts[row.get("status", "?")] = counts.get(row.get("status", "?"), 0) + 1
     print(f"trials: {', '.join(f'{n} {status}' for status, n in sorted(counts.items()))}")
     print(f"results: {md_path} and {csv_path}")
+    if counts.get("unfinished"):
+        print(f"{counts['unfinished']} trials unfinished: run the same command again to resume the search")
     if best is None:
         print("no trial completed: no best_config.yaml")
         return 1

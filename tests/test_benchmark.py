@@ -7,7 +7,6 @@ import os
 import statistics
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -175,6 +174,7 @@ def test_anchors_are_labelled_with_their_preprocessing_and_kept_out_of_our_table
     assert "0.0797" not in ours and "| SASRec | 0/1 | — |" in ours
     assert "| published, Recformer preprocessing — not our run | Recformer (KDD 2023) | SASRec | 0.1305 | 0.0797 | 0.0696 |" in published
     assert "| published, UniSRec preprocessing (the one of ../shared/datasets/Scientific) — not our run |" in published
+    assert "IS UniSRec's preprocessing" in published
     assert len(read_csv(paths["anchors"])) == len(rows)
     assert read_csv(paths["summary"])[0]["runs_ok"] == "0"
 
@@ -222,9 +222,21 @@ def test_recbole_reads_item_text_unquoted_as_adrec_does(workspace, monkeypatch):
 
 
 def write_unisrec_layout(folder, name):
-    """The tiny data in UniSRec's layout: ``.text`` keyed by ASIN, ``.item2index``, ``.user2index``, no ``.item``."""
-    write_canonical_dataset(folder.parent, name, sequences(), TITLES)
-    (folder / f"{name}.item").unlink()
+    """The tiny data in UniSRec's layout: ``.text`` keyed by ASIN, ``.item2index``, ``.user2index``, no ``.item``.
+
+    Train rows longest prefix first, as UniSRec writes them (the importer checks the order).
+    """
+    folder.mkdir(parents=True)
+    rows = {"train": [], "valid": [], "test": []}
+    for user, sequence in enumerate(sequences()):
+        n = len(sequence)
+        rows["train"] += [(user, sequence[:t], sequence[t]) for t in range(n - 3, 0, -1)]
+        rows["valid"].append((user, sequence[:n - 2], sequence[n - 2]))
+        rows["test"].append((user, sequence[:n - 1], sequence[n - 1]))
+    for split, split_rows in rows.items():
+        with open(folder / f"{name}.{split}.inter", "w") as handle:
+            handle.write("user_id:token\titem_id_list:token_seq\titem_id:token\n")
+            handle.writelines(f"{user}\t{' '.join(map(str, history))}\t{target}\n" for user, history, target in split_rows)
     with open(folder / f"{name}.text", "w") as handle:
         handle.write("item_id:token\ttext:token_seq\n")
         handle.writelines(f"ASIN{item:04d}\t{title}\n" for item, title in enumerate(TITLES))
@@ -254,3 +266,36 @@ def test_gru4rec_bert4rec_and_fdsa_train_on_tiny_data_in_unisrec_layout(tmp_path
     fdsa_log = next((tmp_path / "results" / "Uni" / "runs").glob("FDSA-*.log")).read_text()
     assert "selected_features = ['title', 'brand', 'categories']" in fdsa_log
     assert found[("FDSA", 2020)]["result"]["parameters"] > found[("GRU4Rec", 2020)]["result"]["parameters"]
+
+
+def test_a_second_benchmark_on_the_same_folder_is_refused_and_a_stale_lock_taken_over(tmp_path):
+    from adrec_recbole.benchmark.compare import run_benchmark
+
+    settings = Settings(dataset="Bench", models=[], seeds=[2020], out=str(tmp_path))
+    lock = settings.runs_dir / "benchmark.lock"
+    lock.parent.mkdir(parents=True)
+    lock.write_text(str(os.getpid()))  # a live process holds it
+    with pytest.raises(BenchmarkError, match="another benchmark"):
+        run_benchmark(settings, log=lambda line: None)
+    assert lock.exists()
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    lock.write_text(str(gone.pid))  # its owner has exited
+    with pytest.raises(BenchmarkError, match="--models is empty"):  # got past the lock
+        run_benchmark(settings, log=lambda line: None)
+    assert not lock.exists()
+
+
+def test_a_worker_that_dies_without_a_record_is_recorded_as_failed(tmp_path, monkeypatch):
+    from adrec_recbole.benchmark import compare
+
+    real_popen = subprocess.Popen
+    dying = [sys.executable, "-c", "print('out of memory, say'); import os; os._exit(9)"]
+    monkeypatch.setattr(compare.subprocess, "Popen", lambda args, **kwargs: real_popen(dying, **kwargs))
+    settings = Settings(dataset="Bench", models=["SASRec"], seeds=[2020], out=str(tmp_path))
+    settings.runs_dir.mkdir(parents=True)
+    planned = plan(settings, tmp_path)[0]
+    record = compare.execute(settings, planned, tmp_path)
+    assert record["status"] == "failed" and "exited with status 9" in record["error"]
+    assert "out of memory, say" in record["error"]
+    assert json.loads(planned.record_path.read_text())["status"] == "failed"

@@ -2,9 +2,11 @@
 
 Examples::
 
-  python -m adrec_recbole.benchmark --dataset Scientific --models ADRec,SASRec,GRU4Rec,BERT4Rec,FDSA,Pop --seeds 3 --out results/
+  python -m adrec_recbole.benchmark --dataset Scientific --data_path ../shared/datasets --models ADRec,SASRec,GRU4Rec,BERT4Rec,FDSA,Pop --seeds 3 --out results/
   python -m adrec_recbole.benchmark --dataset Scientific --data_path ../shared/datasets --models SASRec,Pop --seeds 2 --epochs 1 --out /tmp/quick/
-  python -m adrec_recbole.benchmark --dataset Games --report_only
+  python -m adrec_recbole.data import --format lcrec --src ../shared/datasets/Games --dataset Games --out dataset/
+  python -m adrec_recbole.benchmark --dataset Games --data_path dataset/ --seeds 3 --out results/
+  python -m adrec_recbole.benchmark --dataset Games --data_path dataset/ --seeds 3 --out results/ --report_only
 
 Every run goes through adrec_recbole.quick_start.run (as run_recbole.py) in its own process,
 with properties/overall.yaml + properties/model/<Model>.yaml + the --config_files. Records go to
@@ -31,7 +33,7 @@ def build_parser():
     parser.add_argument("--models", "-m", default=",".join(DEFAULT_MODELS),
                         help="comma-separated: ADRec and/or RecBole model names (default: %(default)s)")
     parser.add_argument("--seeds", default="3",
-                        help="a count N (seeds 2020 .. 2020+N-1) or a comma-separated list (default: %(default)s)")
+                        help="a count N < 1000 (seeds 2020 .. 2020+N-1) or a list of seeds, comma-separated (default: %(default)s)")
     parser.add_argument("--out", default="results/", help="output root; the report goes to OUT/DATASET/ (default: %(default)s)")
     parser.add_argument("--data_path", default="dataset/",
                         help="data root holding DATASET/ (canonical or UniSRec layout; default: %(default)s)")

@@ -48,6 +48,22 @@ _UNISREC_TABLE = {  # dataset: {model: (Recall@10, NDCG@10)}
 METRICS = ("recall@10", "ndcg@10", "mrr")
 
 
+#: what the project's copies of the shared datasets are, next to the anchors' preprocessings
+_DATA_NOTES = {
+    "Scientific": "Our Scientific data, when it comes from ../shared/datasets/Scientific, IS UniSRec's "
+                  "preprocessing (8,442 users, 4,385 items, 59,427 interactions): the UniSRec rows are the "
+                  "closest comparison; Recformer's rows come from Recformer's own preprocessing.",
+    "Games": "Our Games data, when it comes from ../shared/datasets/Games, is RUCAIBox's 5-core processing "
+             "(LC-Rec / LLMRank files: 50,546 users, 16,859 items, titles only) — neither Recformer's nor "
+             "UniSRec's preprocessing.",
+}
+
+
+def data_note(dataset):
+    """A sentence on how the project's copy of ``dataset`` relates to the anchors' data, or ``''``."""
+    return _DATA_NOTES.get(dataset, "")
+
+
 def label(source):
     """The label every anchor row carries: ``published, <preprocessing> — not our run``."""
     return f"published, {PREPROCESSING[source]} — not our run"

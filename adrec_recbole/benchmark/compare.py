@@ -5,7 +5,9 @@ any model's second, so an interrupted benchmark already compares all models), sk
 record says ``ok`` for the same settings, starts each remaining run as
 ``python -m adrec_recbole.benchmark.worker SPEC.json`` (a fresh process: the peak RSS is that
 run's, and a crash is recorded as that run's failure while the others go on) and rewrites the
-report (:mod:`adrec_recbole.benchmark.report`) after every run.
+report (:mod:`adrec_recbole.benchmark.report`) after every run. A lock file
+(``runs/benchmark.lock``) stops a second benchmark from writing the same folder at the same time.
+A run that failed is tried again by the next invocation; one that finished is not (``--force``).
 
 Item text. ADRec reads it itself (:mod:`adrec_recbole.text`), from ``{name}.item`` or from
 UniSRec's ``{name}.text`` (keyed by ASIN) + ``{name}.item2index``. RecBole's feature models
@@ -222,8 +224,58 @@ def execute(settings, planned, data_root):
     return record
 
 
+class RunsLock:
+    """``{runs}/benchmark.lock`` holding our pid: a second benchmark on the same folder stops at once.
+
+    A lock left by a process that no longer exists (killed) is taken over.
+    """
+
+    def __init__(self, runs_dir):
+        self.path = Path(runs_dir) / "benchmark.lock"
+
+    def __enter__(self):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            try:
+                descriptor = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                try:
+                    owner = int(self.path.read_text().strip() or 0)
+                except (OSError, ValueError):
+                    owner = 0
+                if owner and _alive(owner):
+                    raise BenchmarkError(
+                        f"another benchmark (pid {owner}) is writing {self.path.parent}; wait for it, or "
+                        f"remove {self.path} if that process is not a benchmark"
+                    ) from None
+                self.path.unlink(missing_ok=True)  # stale: its owner is gone
+                continue
+            with os.fdopen(descriptor, "w") as handle:
+                handle.write(str(os.getpid()))
+            return self
+
+    def __exit__(self, *exc):
+        self.path.unlink(missing_ok=True)
+        return False
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def run_benchmark(settings, log=print):
     """Run (or resume) the benchmark and write the report; return the list of records."""
+    with RunsLock(settings.runs_dir):
+        return _run_benchmark(settings, log)
+
+
+def _run_benchmark(settings, log):
     if not settings.models:
         raise BenchmarkError("--models is empty")
     for path in settings.config_files:

@@ -149,7 +149,8 @@ def markdown(settings, rows, summary, data_root, anchor_rows, chart_name):
         f"(models {', '.join(settings.models)}; seeds {', '.join(map(str, settings.seeds))}). "
         f"Updated {time.strftime('%Y-%m-%d %H:%M')}.",
         "",
-        f"- Command: `{settings.command or 'python -m adrec_recbole.benchmark'}`",
+        f"- Written by: `{settings.command or 'python -m adrec_recbole.benchmark'}` "
+        "(each run's own command and settings are in its record)",
         f"- Data: `{data_root}/{settings.dataset}`" + _provenance(Path(data_root) / settings.dataset, settings.dataset),
         "- Protocol: leave-one-out (last item test, second-to-last valid), full ranking over all items, "
         "every model through `adrec_recbole.quick_start.run` with `properties/overall.yaml`, "
@@ -161,7 +162,9 @@ def markdown(settings, rows, summary, data_root, anchor_rows, chart_name):
         + (" (MIXED: s/epoch not comparable)" if len(threads) > 1 else "")
         + f"; code: {', '.join(commits) or 'unknown'}.",
         "- Mean ± sample standard deviation over the finished seeds (a single run shows no ±). "
-        "Peak RSS is the whole run process's maximum resident memory.",
+        "Best epoch counts from 0 (RecBole's numbering); s/epoch = fit time / epochs run (training plus "
+        "that epoch's validation); test eval s = one full-ranking pass over the test split; peak RSS = the "
+        "run process's maximum resident memory (each run has its own process).",
         "",
         "## Our runs (test split)",
         "",
@@ -196,6 +199,10 @@ def markdown(settings, rows, summary, data_root, anchor_rows, chart_name):
             "numbers by more than the gaps between models: read them as reference points, not as rows of the "
             "table above. Recformer does not state MRR's cut-off.",
             "",
+        ]
+        if anchors.data_note(settings.dataset):
+            lines += [anchors.data_note(settings.dataset), ""]
+        lines += [
             "| Label | Paper | Model | Recall@10 | NDCG@10 | MRR |",
             "|---|---|---|---|---|---|",
         ]
@@ -229,6 +236,7 @@ def chart(path, settings, rows, summary):
     import matplotlib.pyplot as plt
 
     metrics = test_metrics(rows)
+    colour_of = {entry["model"]: number for number, entry in enumerate(summary)}  # stable across reports
     models = [entry for entry in summary if entry["runs_ok"]]
     figure, (left, right) = plt.subplots(1, 2, figsize=(max(10, 2.2 * len(metrics) + 5), 4.8),
                                          gridspec_kw={"width_ratios": [max(len(metrics), 1), 2]})
@@ -238,10 +246,11 @@ def chart(path, settings, rows, summary):
         positions = [index + (number - (len(models) - 1) / 2) * width for index in range(len(metrics))]
         means = [entry[f"{metric}_mean"] or 0.0 for metric in metrics]
         errors = [entry[f"{metric}_std"] or 0.0 for metric in metrics]
-        left.bar(positions, means, width, yerr=errors, capsize=2, label=entry["model"], color=colours(number % 10))
+        left.bar(positions, means, width, yerr=errors, capsize=2, label=entry["model"],
+                 color=colours(colour_of[entry["model"]] % 10))
     left.set_xticks(range(len(metrics)), [metric_title(metric) for metric in metrics])
     left.set_ylabel("test score (mean ± std over seeds)")
-    left.set_title(f"{settings.dataset}: test metrics, our runs")
+    left.set_title(f"{settings.dataset}: test metrics of our runs (published anchors: README, not plotted)")
     if models:
         left.legend(fontsize="small")
     names = [entry["model"] for entry in models]
