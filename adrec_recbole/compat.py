@@ -10,14 +10,24 @@ Each fix is applied once, on import of this module (``adrec_recbole`` imports it
   into its own ``checkpoint_dir``; do not point ``model_file`` at checkpoints you do not
   trust, since unpickling them can execute code. Because the fix is applied on import, it
   also reaches Ray workers, which import this package to run a trial.
+* RecBole reads atomic files with ``pandas.read_csv`` defaults, which treat ``"`` as a quote
+  (an item title starting with ``"`` swallows the following tabs and lines) and turn ``NA``,
+  ``null``, ``None``... into missing values. The canonical layout is plain unquoted TSV, and
+  ADRec reads item text that way (:mod:`adrec_recbole.text`); so that RecBole's feature models
+  (FDSA) get the very same text, RecBole's dataset module — only that module — gets a
+  ``pandas`` whose ``read_csv`` defaults to ``quoting=QUOTE_NONE``, ``keep_default_na=False``,
+  ``na_values=[""]`` (an empty field is still missing). Explicit arguments still win.
 * pandas 2.2 warns (FutureWarning) on every dataset load about idioms inside RecBole's
   ``dataset.py`` that pandas 3 will change; pandas is pinned below 2.3 (see README), so the
   warnings from RecBole's modules are silenced instead of repeated in every log.
 """
+import csv
 import types
 import warnings
 
+import pandas
 import torch
+import recbole.data.dataset.dataset as _recbole_dataset
 import recbole.trainer.trainer as _recbole_trainer
 
 
@@ -33,10 +43,26 @@ class _TorchLoadingOwnCheckpoints(types.ModuleType):
         return torch.load(f, *args, **kwargs)
 
 
+class _PandasReadingPlainTsv(types.ModuleType):
+    """``pandas`` as seen by RecBole's dataset module: everything delegated, unquoted ``read_csv``."""
+
+    def __getattr__(self, name):
+        return getattr(pandas, name)
+
+    @staticmethod
+    def read_csv(*args, **kwargs):
+        kwargs.setdefault("quoting", csv.QUOTE_NONE)
+        kwargs.setdefault("keep_default_na", False)
+        kwargs.setdefault("na_values", [""])
+        return pandas.read_csv(*args, **kwargs)
+
+
 warnings.filterwarnings("ignore", category=FutureWarning, module=r"recbole\.")
 
 if not isinstance(_recbole_trainer.torch, _TorchLoadingOwnCheckpoints):
     _recbole_trainer.torch = _TorchLoadingOwnCheckpoints("torch")
+if not isinstance(_recbole_dataset.pd, _PandasReadingPlainTsv):
+    _recbole_dataset.pd = _PandasReadingPlainTsv("pandas")
 
 
 # --- hyperopt >= 0.2.7 and RecBole's exhaustive search (RecBole issue #1868, open) -----------

@@ -201,16 +201,12 @@ def test_seeds_settings_and_fingerprints(tmp_path):
     assert with_extra.fingerprint == same.fingerprint != changed.fingerprint
 
 
-def test_recbole_reads_item_text_unquoted_as_adrec_does(workspace, monkeypatch):
-    import recbole.data.dataset.dataset as recbole_dataset
+def test_recbole_reads_item_text_unquoted_as_adrec_does(workspace):
     from recbole.data import create_dataset
 
-    from adrec_recbole.benchmark.recbole_io import read_atomic_files_unquoted
-    from adrec_recbole.quick_start import build_config
+    from adrec_recbole.quick_start import build_config  # applies adrec_recbole.compat
 
-    monkeypatch.setattr(recbole_dataset, "pd", recbole_dataset.pd)  # restored after the test
     root, _ = workspace
-    read_atomic_files_unquoted()
     config = build_config("FDSA", "Bench", config_dict={"data_path": str(root / "data"), "state": "ERROR"})
     dataset = create_dataset(config)
     words = dataset.field2id_token["title"]

@@ -53,10 +53,7 @@ def run_spec(spec):
     import torch
 
     torch.set_num_threads(threads)
-    from adrec_recbole.benchmark.recbole_io import read_atomic_files_unquoted
     from adrec_recbole.quick_start import run
-
-    read_atomic_files_unquoted()
     record = {
         "model": spec["model"], "dataset": spec["dataset"], "seed": spec["seed"],
         "fingerprint": spec.get("fingerprint"), "settings": spec.get("settings"),
