@@ -42,7 +42,7 @@ def test_recent_history_keeps_the_last_items_left_aligned(quick_settings):
 
 
 def test_training_step_moves_momentum_copy_and_fills_both_queues(quick_settings):
-    _, model, train_data, _, _ = build(quick_settings, momentum=0.9)
+    _, model, train_data, _, _ = build(quick_settings, momentum=0.9, loss_weights=[0.3, 0.3, 0.2, 0.2])
     batch = first_batch(train_data)
     online_before = [p.detach().clone() for p in model.online.parameters()]
     momentum_before = [p.detach().clone() for p in model.momentum_tower.parameters()]
