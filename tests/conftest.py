@@ -23,7 +23,7 @@ def write_canonical_dataset(root, name, sequences, titles):
     header = "user_id:token\titem_id_list:token_seq\titem_id:token\n"
     rows = {"train": [], "valid": [], "test": []}
     for user, sequence in enumerate(sequences):
-        for end in range(1, len(sequence) - 2):
+        for end in range(len(sequence) - 3, 0, -1):  # longest prefix first, as UniSRec's files
             rows["train"].append((user, sequence[:end][-50:], sequence[end]))
         rows["valid"].append((user, sequence[:-2][-50:], sequence[-2]))
         rows["test"].append((user, sequence[:-1][-50:], sequence[-1]))
