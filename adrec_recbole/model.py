@@ -107,7 +107,6 @@ class ADRec(SequentialRecommender):
 
         # 1. Item representation: item text -> PLM inputs.
         texts = getattr(dataset, "item_texts", None) or item_texts_for_dataset(dataset, config)[0]
-        tokenizer, plm_config, layer = load_tokenizer_and_layer(config["plm_path"], config["plm_layer"])
         if self.train_mode == "frozen":
             vectors = frozen_item_vectors(
                 config["plm_path"], config["plm_layer"], texts, config["text_length"],
@@ -116,6 +115,7 @@ class ADRec(SequentialRecommender):
             self.register_buffer("plm_item_vectors", vectors, persistent=False)
             plm, input_size = None, vectors.size(1)
         else:
+            tokenizer, plm_config, layer = load_tokenizer_and_layer(config["plm_path"], config["plm_layer"])
             tokens = tokenize_items(texts, tokenizer, config["text_length"], config["plm_cache_dir"],
                                     resolve_plm_path(config["plm_path"]))
             self.register_buffer("item_input_ids", tokens["input_ids"], persistent=False)
