@@ -346,7 +346,9 @@ def run_ray(args, params, settings, out):
         _ray_trainable(settings),
         {"cpu": args.cpus_per_trial, "gpu": args.gpus_per_trial},
     )
-    ray.init(address=args.address, include_dashboard=False, log_to_driver=args.worker_logs,
+    # "local": without --address always start a new local cluster; ray.init(address=None) would
+    # connect to whatever /tmp/ray/ray_current_cluster names, a dead cluster included.
+    ray.init(address=args.address or "local", include_dashboard=False, log_to_driver=args.worker_logs,
              runtime_env=_ray_runtime_env(settings))
     try:
         if restoring:

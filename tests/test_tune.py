@@ -339,6 +339,9 @@ def test_ray_search_on_an_existing_cluster(scitiny):
             head.wait(timeout=60)
         except subprocess.TimeoutExpired:
             os.killpg(head.pid, signal.SIGKILL)
+        current = Path("/tmp/ray/ray_current_cluster")  # `ray start` left our address there
+        if current.is_file() and current.read_text().strip().endswith(f":{port}"):
+            current.unlink()
 
 
 @pytest.fixture
