@@ -24,6 +24,7 @@ from recbole.model.abstract_recommender import SequentialRecommender
 from recbole.utils import InputType
 from torch import nn
 
+from adrec_recbole import compat  # noqa: F401  (RecBole fixes, also for users of RecBole's own Trainer)
 from adrec_recbole.losses import arc_margin_catalogue_loss, arc_margin_contrastive_loss
 from adrec_recbole.momentum import VectorQueue, momentum_update
 from adrec_recbole.text import item_texts_for_dataset
