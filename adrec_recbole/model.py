@@ -99,11 +99,11 @@ class ADRec(SequentialRecommender):
         self.train_mode = config["train_mode"]
         self.seq_item_negatives = config["seq_item_negatives"]
         self.enqueue_point = config["enqueue"]
+        self.loss_weights = [float(weight) for weight in config["loss_weights"]]
         self._check_choices()
         self.momentum = config["momentum"]
         self.arc_scale = config["arc_scale"]
         self.arc_margin = config["arc_margin"]
-        self.loss_weights = [float(weight) for weight in config["loss_weights"]]
         self.plm_batch_size = config["plm_batch_size"]
 
         # 1. Item representation: item text -> PLM inputs.
@@ -135,9 +135,18 @@ class ADRec(SequentialRecommender):
         )
         self.online = ADRecTower(plm, input_size, hidden_size, config["adapter"],
                                  config["layer_norm_eps"], sequence_encoder)
-        self.momentum_tower = copy.deepcopy(self.online).requires_grad_(False)
-        self.item_queue = VectorQueue(config["queue_size"], hidden_size)
-        self.sequence_queue = VectorQueue(config["queue_size"], hidden_size)
+        # Only what an active term reads is built (and computed each step): the item queue and
+        # momentum item keys serve term 1 with queue negatives and term 4; the sequence queue
+        # and momentum sequence keys serve terms 2 and 3.
+        w1, w2, w3, w4 = self.loss_weights
+        self.term1_reads_queue = bool(w1) and self.seq_item_negatives == "queue"
+        reads_item_queue, reads_sequence_queue = self.term1_reads_queue or bool(w4), bool(w2 or w3)
+        self.key_dropout = config["key_dropout"]
+        self.momentum_tower = (
+            copy.deepcopy(self.online).requires_grad_(False) if reads_item_queue or reads_sequence_queue else None
+        )
+        self.item_queue = VectorQueue(config["queue_size"], hidden_size) if reads_item_queue else None
+        self.sequence_queue = VectorQueue(config["queue_size"], hidden_size) if reads_sequence_queue else None
         self._eval_item_vectors = None
 
     def _check_choices(self):
@@ -148,6 +157,8 @@ class ADRec(SequentialRecommender):
         ):
             if value not in allowed:
                 raise ValueError(f"{key}={value!r}: choose one of {allowed}")
+        if len(self.loss_weights) != 4 or not any(self.loss_weights):
+            raise ValueError(f"loss_weights={self.loss_weights}: give four weights, at least one of them non-zero")
         if self.train_mode == "finetune" and self.seq_item_negatives == "catalogue":
             raise ValueError(
                 "seq_item_negatives=catalogue re-encodes every item's text each step in finetune "
@@ -162,7 +173,7 @@ class ADRec(SequentialRecommender):
 
     def _encode_all_items(self, tower):
         """Vectors of every item (row 0 is the padding item), in chunks of ``plm_batch_size``."""
-        all_ids = torch.arange(self.n_items, device=self.item_queue.vectors.device)
+        all_ids = torch.arange(self.n_items, device=next(self.online.parameters()).device)
         return torch.cat([tower.encode_items(self._item_inputs(ids)) for ids in all_ids.split(self.plm_batch_size)])
 
     # ---- section 2: sequences --------------------------------------------------------
@@ -175,23 +186,26 @@ class ADRec(SequentialRecommender):
         recent = item_seq.gather(1, (start + offsets).clamp(max=item_seq.size(1) - 1))
         return recent.masked_fill(offsets >= seq_len.unsqueeze(1), 0), seq_len
 
-    def _encode_batch(self, tower, item_seq, item_seq_len, target, whole_catalogue):
+    def _encode_batch(self, tower, item_seq, item_seq_len, target, whole_catalogue=False, with_sequences=True):
         """(sequence vectors, target vectors, candidate ids, candidate vectors), all unit-norm.
 
         Each distinct item of the batch is encoded once (histories share items); with
-        ``whole_catalogue`` every item is encoded and the candidates are all items.
+        ``whole_catalogue`` every item is encoded and the candidates are all items. Without
+        ``with_sequences`` only the targets are encoded and the sequence vectors are ``None``.
         """
         if whole_catalogue:
             candidate_ids = torch.arange(self.n_items, device=item_seq.device)
             candidates = self._encode_all_items(tower)
             seq_items, targets = candidates[item_seq], candidates[target]
         else:
-            candidate_ids, inverse = torch.unique(torch.cat([item_seq.flatten(), target]), return_inverse=True)
+            slots = torch.cat([item_seq.flatten(), target]) if with_sequences else target
+            candidate_ids, inverse = torch.unique(slots, return_inverse=True)
             candidates = tower.encode_items(self._item_inputs(candidate_ids))
             flat = candidates[inverse]
-            seq_items, targets = flat[:item_seq.numel()].view(*item_seq.shape, -1), flat[item_seq.numel():]
-        sequences = tower.sequence_encoder(seq_items, item_seq_len)
-        return F.normalize(sequences, dim=-1), F.normalize(targets, dim=-1), candidate_ids, F.normalize(candidates, dim=-1)
+            targets = flat[-target.numel():]
+            seq_items = flat[:-target.numel()].view(*item_seq.shape, -1) if with_sequences else None
+        sequences = F.normalize(tower.sequence_encoder(seq_items, item_seq_len), dim=-1) if with_sequences else None
+        return sequences, F.normalize(targets, dim=-1), candidate_ids, F.normalize(candidates, dim=-1)
 
     # ---- sections 3 and 4: training ------------------------------------------------------
     def _sequence_to_item_loss(self, sequences, momentum_targets, target, candidate_ids, candidates, item_negatives):
@@ -205,46 +219,73 @@ class ADRec(SequentialRecommender):
         return arc_margin_catalogue_loss(sequences, candidates, target_rows, self.arc_scale, self.arc_margin, padding_row)
 
     def calculate_loss(self, interaction):
-        """The four weighted terms (section 3), returned separately so the Trainer logs each."""
+        """The four weighted terms (section 3), returned separately so the Trainer logs each.
+
+        A term of weight 0 is not computed, and neither is anything only it needs: with the
+        default (term 1 against the catalogue) no momentum key is made and no queue is touched.
+        """
         item_seq, item_seq_len = self._recent_history(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
         target = interaction[self.POS_ITEM_ID]
-        whole_catalogue = self.seq_item_negatives == "catalogue"
+        w1, w2, w3, w4 = self.loss_weights
         sequences, targets, candidate_ids, candidates = self._encode_batch(
-            self.online, item_seq, item_seq_len, target, whole_catalogue
+            self.online, item_seq, item_seq_len, target,
+            whole_catalogue=bool(w1) and self.seq_item_negatives == "catalogue", with_sequences=bool(w1 or w3),
         )
-        with torch.no_grad():
-            momentum_update(self.online, self.momentum_tower, self.momentum)
-            momentum_sequences, momentum_targets, _, _ = self._encode_batch(
-                self.momentum_tower, item_seq, item_seq_len, target, whole_catalogue=False
-            )
+        momentum_sequences = momentum_targets = None
+        if self.momentum_tower is not None:
+            with torch.no_grad():  # section 4: update first, then the keys (as MoCo)
+                momentum_update(self.online, self.momentum_tower, self.momentum)
+                momentum_sequences, momentum_targets, _, _ = self._encode_batch(
+                    self.momentum_tower, item_seq, item_seq_len, target, with_sequences=self.sequence_queue is not None,
+                )
 
         def contrast(query, positive, negatives):
             return arc_margin_contrastive_loss(query, positive, negatives, self.arc_scale, self.arc_margin)
 
-        w1, w2, w3, w4 = self.loss_weights
-        zero = sequences.new_zeros(())
-        item_negatives, sequence_negatives = self.item_queue.snapshot(), self.sequence_queue.snapshot()
+        zero = targets.new_zeros(())
+        between = self.enqueue_point == "between"
+        # A queue read before this step's enqueue is scored as a copy: the enqueue overwrites the
+        # buffer in place before backward. Read after the enqueue, the buffer itself serves.
+        item_negatives = self.item_queue.snapshot() if self.term1_reads_queue or (w4 and not between) else None
+        sequence_negatives = self.sequence_queue.snapshot() if w2 or (w3 and not between) else None
         seq_to_item = self._sequence_to_item_loss(
             sequences, momentum_targets, target, candidate_ids, candidates, item_negatives
         ) if w1 else zero
         item_to_seq = contrast(targets, momentum_sequences, sequence_negatives) if w2 else zero
-        if self.enqueue_point == "between":  # the authors' order: terms 3-4 see this batch's keys
+        if between:  # the authors' order: terms 3-4 see this batch's keys among their negatives
             self._enqueue(momentum_targets, momentum_sequences)
-            item_negatives, sequence_negatives = self.item_queue.snapshot(), self.sequence_queue.snapshot()
+            item_negatives = self.item_queue.vectors if w4 else None
+            sequence_negatives = self.sequence_queue.vectors if w3 else None
         seq_to_own = contrast(sequences, momentum_sequences, sequence_negatives) if w3 else zero
         item_to_own = contrast(targets, momentum_targets, item_negatives) if w4 else zero
-        if self.enqueue_point == "after":
+        if not between:
             self._enqueue(momentum_targets, momentum_sequences)
         return w1 * seq_to_item, w2 * item_to_seq, w3 * seq_to_own, w4 * item_to_own
 
     def _enqueue(self, momentum_targets, momentum_sequences):
-        self.item_queue.enqueue(momentum_targets)
-        self.sequence_queue.enqueue(momentum_sequences)
+        """Section 4: this batch's momentum keys into the queues that exist."""
+        if self.item_queue is not None:
+            self.item_queue.enqueue(momentum_targets)
+        if self.sequence_queue is not None:
+            self.sequence_queue.enqueue(momentum_sequences)
 
     # ---- scoring -----------------------------------------------------------------------
+    # The scoring cache is dropped whenever the weights or their device may have changed.
     def train(self, mode=True):
-        self._eval_item_vectors = None  # weights may change (training, best-model reload)
-        return super().train(mode)
+        """As ``nn.Module.train``; the momentum copy stays in eval mode unless ``key_dropout``."""
+        self._eval_item_vectors = None
+        super().train(mode)
+        if self.momentum_tower is not None and not self.key_dropout:
+            self.momentum_tower.eval()
+        return self
+
+    def load_state_dict(self, state_dict, strict=True, **kwargs):
+        self._eval_item_vectors = None
+        return super().load_state_dict(state_dict, strict=strict, **kwargs)
+
+    def _apply(self, fn, *args, **kwargs):  # .to(), .cuda(), .half(), ...
+        self._eval_item_vectors = None
+        return super()._apply(fn, *args, **kwargs)
 
     def _item_vectors_for_scoring(self):
         """Every item's (raw, unit) vector; computed once per evaluation pass."""
