@@ -5,8 +5,9 @@ plugin writes its own (as UniSRec's ``finetune.py`` and RecBole-GNN's ``quick_st
 Config -> seed and logger -> dataset -> data_preparation -> model -> Trainer fit/evaluate.
 Any RecBole model runs through the same function by name, on the same data and protocol.
 """
-import json
+import logging
 import os
+import pickle
 import platform
 import resource
 import sys
@@ -19,13 +20,25 @@ from recbole.data import create_dataset, data_preparation
 from recbole.utils import get_model, get_trainer, init_logger, init_seed, set_color
 
 from adrec_recbole import compat  # noqa: F401  (RecBole fixes, applied on import)
+from adrec_recbole.atomic import write_json
+from adrec_recbole.checkpoint import (
+    BEST_CHECKPOINT,
+    LAST_CHECKPOINT,
+    load_last,
+    restore_rng_states,
+    restore_trainer,
+    resumable,
+    save_last,
+)
 from adrec_recbole.data import DatasetNotFoundError, ensure_dataset
 from adrec_recbole.dataset import ADRecDataset
 from adrec_recbole.model import ADRec
+from adrec_recbole.run_folder import RunLock, RunLockedError, run_folder
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROPERTIES_DIR = os.path.join(PROJECT_ROOT, "properties")
 PLUGIN_MODELS = {"ADRec": ADRec}
+RESULT_FILE = "result.json"
 
 
 class RunError(Exception):
@@ -89,14 +102,17 @@ def build_dataset(config):
 
 
 class EpochClock:
-    """Trainer callback that records when each validated epoch ended and the best one."""
+    """Records the epochs validated, the best one, and the training seconds spent, across
+    resumes (its state travels in the ``last`` checkpoint)."""
 
-    def __init__(self, bigger_is_better):
+    def __init__(self, bigger_is_better, state=None):
         self.bigger_is_better = bigger_is_better
+        state = state or {}
+        self.epochs = state.get("epochs", 0)
+        self.best_epoch = state.get("best_epoch")
+        self.best_score = state.get("best_score")
+        self.seconds_before = state.get("seconds", 0.0)
         self.start = time.time()
-        self.epochs = 0
-        self.best_epoch = None
-        self.best_score = None
 
     def __call__(self, epoch_idx, valid_score):
         self.epochs = epoch_idx + 1
@@ -104,22 +120,88 @@ class EpochClock:
             valid_score > self.best_score if self.bigger_is_better else valid_score < self.best_score
         )
         if better:
-            self.best_score, self.best_epoch = valid_score, epoch_idx
+            self.best_score, self.best_epoch = float(valid_score), epoch_idx
+
+    @property
+    def seconds(self):
+        return self.seconds_before + time.time() - self.start
+
+    def state(self):
+        return {"epochs": self.epochs, "best_epoch": self.best_epoch, "best_score": self.best_score,
+                "seconds": self.seconds}
 
 
-def run(model, dataset, config_file_list=None, config_dict=None, saved=True, callback_fn=None):
+def _start_or_resume(config, folder):
+    """The ``last`` checkpoint to resume from, or None to start afresh, as ``resume`` says:
+    True continues, False starts over, unset refuses to guess when there is one."""
+    last_file = os.path.join(folder, LAST_CHECKPOINT)
+    if not os.path.exists(last_file):
+        return None
+    if config["resume"] is None:
+        raise RunError(
+            f"this run was started before and left a checkpoint in {folder}: add --resume to continue it, "
+            "or --resume=False to start it over"
+        )
+    if not config["resume"]:
+        for name in (LAST_CHECKPOINT, BEST_CHECKPOINT, RESULT_FILE):
+            if os.path.exists(os.path.join(folder, name)):
+                os.remove(os.path.join(folder, name))
+        return None
+    try:
+        return load_last(last_file, config["device"])
+    except Exception as error:  # unreadable, truncated or foreign: say so, never train on it
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        if isinstance(error, pickle.UnpicklingError):
+            reason = "not a checkpoint of plain tensors (torch's weights_only loader refused it)"
+        raise RunError(f"cannot resume from {last_file}: {reason}; use --resume=False to start over") from None
+
+
+def _log_into(folder):
+    """Also write the root logger's records to ``folder/run.log`` (appending on resume)."""
+    root = getLogger()
+    handler = logging.FileHandler(os.path.join(folder, "run.log"), encoding="utf-8")
+    recbole_file_handler = next((h for h in root.handlers if isinstance(h, logging.FileHandler)), None)
+    if recbole_file_handler is not None:
+        handler.setFormatter(recbole_file_handler.formatter)
+        for log_filter in recbole_file_handler.filters:
+            handler.addFilter(log_filter)
+    root.addHandler(handler)
+    return handler
+
+
+def run(model, dataset, config_file_list=None, config_dict=None, callback_fn=None):
     """Train and test ``model`` on ``dataset``; return (and save as JSON) the results.
 
-    ``callback_fn(epoch_idx, valid_score)`` is called after each validation (used by tuning).
+    The run lives in its own folder (:mod:`adrec_recbole.run_folder`); with ``resume: True``
+    an interrupted run continues from its ``last`` checkpoint and ends with the metrics the
+    uninterrupted run would have had. ``callback_fn(epoch_idx, valid_score)`` is called after
+    each validation (used by tuning).
     """
     config = build_config(model, dataset, config_file_list, config_dict)
     prepare_data(config)
-    init_seed(config["seed"], config["reproducibility"])
-    init_logger(config)
+    folder = run_folder(config)
+    try:
+        lock = RunLock(folder).__enter__()
+    except RunLockedError as error:
+        raise RunError(str(error)) from None
+    log_handler = None
+    try:
+        checkpoint = _start_or_resume(config, folder)
+        init_seed(config["seed"], config["reproducibility"])
+        init_logger(config)
+        log_handler = _log_into(folder)
+        return _train_and_test(config, folder, checkpoint, callback_fn)
+    finally:
+        if log_handler is not None:
+            getLogger().removeHandler(log_handler)
+            log_handler.close()
+        lock.__exit__(None, None, None)
+
+
+def _train_and_test(config, folder, checkpoint, callback_fn):
     logger = getLogger()
     logger.info(sys.argv)
     logger.info(config)
-
     dataset_obj = build_dataset(config)
     logger.info(dataset_obj)
     train_data, valid_data, test_data = data_preparation(config, dataset_obj)
@@ -128,24 +210,35 @@ def run(model, dataset, config_file_list=None, config_dict=None, saved=True, cal
     model_class = PLUGIN_MODELS.get(config["model"]) or get_model(config["model"])
     model_obj = model_class(config, train_data.dataset).to(config["device"])
     logger.info(model_obj)
-    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model_obj)
-
-    clock = EpochClock(config["valid_metric_bigger"])
+    trainer = resumable(get_trainer(config["MODEL_TYPE"], config["model"]))(config, model_obj)
+    trainer.saved_model_file = os.path.join(folder, BEST_CHECKPOINT)
+    trainer.last_checkpoint_file = os.path.join(folder, LAST_CHECKPOINT)
+    clock = EpochClock(config["valid_metric_bigger"], checkpoint["run_state"] if checkpoint else None)
+    trainer.run_state = clock.state
+    stopped_early = False
+    if checkpoint is not None:
+        restore_trainer(trainer, checkpoint)
+        trainer.epochs_done = checkpoint["next_epoch"]
+        stopped_early = checkpoint["stopped_early"]
+        logger.info(set_color("resuming", "yellow") + f" {folder} at epoch {checkpoint['next_epoch']}"
+                    + (" (training had ended)" if stopped_early else ""))
+        restore_rng_states(checkpoint["rng"], train_data)
 
     def on_epoch_end(epoch_idx, valid_score):
         clock(epoch_idx, valid_score)
         if callback_fn is not None:
             callback_fn(epoch_idx, valid_score)
 
-    best_valid_score, best_valid_result = trainer.fit(
-        train_data, valid_data, saved=saved, show_progress=config["show_progress"],
-        callback_fn=on_epoch_end,
-    )
-    fit_seconds = time.time() - clock.start
+    best_valid_score, best_valid_result = trainer.best_valid_score, trainer.best_valid_result
+    if not stopped_early and trainer.start_epoch < trainer.epochs:
+        best_valid_score, best_valid_result = trainer.fit(
+            train_data, valid_data, saved=True, show_progress=config["show_progress"], callback_fn=on_epoch_end,
+        )
+        stopped_early = trainer.epochs_done < trainer.epochs
+        save_last(trainer.last_checkpoint_file, trainer, train_data, trainer.epochs_done, stopped_early, clock.state())
+    fit_seconds = clock.seconds
     test_start = time.time()
-    test_result = trainer.evaluate(
-        test_data, load_best_model=saved, show_progress=config["show_progress"]
-    )
+    test_result = trainer.evaluate(test_data, load_best_model=True, show_progress=config["show_progress"])
     test_seconds = time.time() - test_start
     logger.info(set_color("best valid ", "yellow") + f": {best_valid_result}")
     logger.info(set_color("test result", "yellow") + f": {test_result}")
@@ -169,14 +262,12 @@ def run(model, dataset, config_file_list=None, config_dict=None, saved=True, cal
         "device": str(config["device"]),
         "torch_threads": torch.get_num_threads(),
         "machine": platform.machine(),
-        "checkpoint": trainer.saved_model_file if saved else None,
+        "run_folder": folder,
+        "resumed_at_epoch": checkpoint["next_epoch"] if checkpoint else None,
+        "checkpoint": trainer.saved_model_file,
     }
-    result_file = config["result_file"] or os.path.join(
-        config["checkpoint_dir"], f"{config['model']}-{config['dataset']}-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    )
-    os.makedirs(os.path.dirname(os.path.abspath(result_file)), exist_ok=True)
-    with open(result_file, "w") as handle:
-        json.dump(result, handle, indent=2)
+    result_file = config["result_file"] or os.path.join(folder, RESULT_FILE)
+    write_json(result_file, result)
     logger.info(set_color("results saved", "yellow") + f": {result_file}")
     result["result_file"] = result_file
     return result

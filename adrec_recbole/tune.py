@@ -262,6 +262,7 @@ def run_trial(settings, params, trial_dir, gpu_ids=None, callback_fn=None):
         "checkpoint_dir": os.path.join(trial_dir, "checkpoints"),
         "result_file": os.path.join(trial_dir, "run_result.json"),
         "show_progress": False,
+        "resume": True,  # a trial restarted by a resumed search continues from its last epoch
     }
     if gpu_ids is not None:
         config_dict.update(use_gpu=bool(gpu_ids), gpu_id=",".join(str(gpu) for gpu in gpu_ids))
@@ -299,6 +300,10 @@ def _ray_trial(config, settings):
 
     gpu_ids = [str(gpu) for gpu in ray.get_gpu_ids()]
     outcome = run_trial(settings, config, session.get_trial_dir(), gpu_ids=gpu_ids, callback_fn=report)
+    if state["last_epoch"] is None and outcome["epochs_run"] >= settings["epochs"]:
+        # resumed after its last epoch had run (killed before reporting it): report from the run
+        best = float(outcome["best_valid_score"])
+        state["last_epoch"] = {metric: best, f"best_{metric}": best, "epoch": outcome["epochs_run"]}
     if state["last_epoch"] is not None:
         session.report({**state["last_epoch"], f"test_{metric}": outcome["test_result"].get(metric)})
 

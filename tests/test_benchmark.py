@@ -1,8 +1,10 @@
 """The benchmark (python -m adrec_recbole.benchmark) on tiny data: one process per run, records,
 resume, a failing model, mean/std from the records, CSV/Markdown/PNG, labelled anchors; and
-GRU4Rec, BERT4Rec and FDSA (with the title feature) for one epoch on tiny data in both layouts."""
+GRU4Rec, BERT4Rec and FDSA (with the title feature) for one epoch on tiny data in both layouts; and the
+training-speed step section (the old training step against the current one) on tiny data."""
 import csv
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -295,3 +297,24 @@ def test_a_worker_that_dies_without_a_record_is_recorded_as_failed(tmp_path, mon
     assert record["status"] == "failed" and "exited with status 9" in record["error"]
     assert "out of memory, say" in record["error"]
     assert json.loads(planned.record_path.read_text())["status"] == "failed"
+
+
+def test_step_time_section_times_both_paths_and_the_old_step_gives_the_new_loss(quick_settings):
+    """The training-speed step section for 2 steps on tiny data: finite times for the pre-change
+    and the current step, and with dropout 0 and key_dropout true (paper loss) the same four
+    loss terms from both on the same first batch."""
+    from adrec_recbole.benchmark.step_time import STEP_CONFIGURATIONS, measure_step_times
+
+    results = measure_step_times("Tiny", quick_settings, steps=2, repeats=2)
+    assert list(results) == list(STEP_CONFIGURATIONS)
+    for row in results.values():
+        for path in ("old", "new"):
+            assert math.isfinite(row[path]["median_ms"]) and row[path]["median_ms"] > 0
+        assert math.isfinite(row["old_over_new"])
+    assert results["default"]["new"]["builds"] == "online tower only"
+    assert results["default"]["old"]["builds"] == "momentum copy, item queue, sequence queue"
+    paper = results["paper loss (frozen)"]
+    assert paper["settings"]["key_dropout"] is True and paper["settings"]["hidden_dropout_prob"] == 0.0
+    old, new = paper["warmup_loss_terms"]["old"], paper["warmup_loss_terms"]["new"]
+    assert all(term > 0 for term in new)
+    assert old == pytest.approx(new, abs=1e-5)

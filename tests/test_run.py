@@ -20,7 +20,7 @@ def run_cli(*args, cwd):
 
 def test_unknown_model_is_one_line_error(tmp_path):
     completed = run_cli("--model=NoSuchModel", "--dataset=Tiny", cwd=tmp_path)
-    assert completed.returncode == 1
+    assert completed.returncode == 2
     assert completed.stderr.strip().splitlines() == [
         "error: unknown model 'NoSuchModel': use ADRec or a RecBole model name "
         "(SASRec, BERT4Rec, GRU4Rec, FDSA, Pop, ...)"
@@ -29,7 +29,7 @@ def test_unknown_model_is_one_line_error(tmp_path):
 
 def test_missing_dataset_is_one_line_error_naming_the_command(tmp_path):
     completed = run_cli("--model=ADRec", "--dataset=Arts", f"--data_path={tmp_path}", "--download=False", cwd=tmp_path)
-    assert completed.returncode == 1
+    assert completed.returncode == 2
     lines = completed.stderr.strip().splitlines()
     assert len(lines) == 1 and "python -m adrec_recbole.data download --dataset Arts" in lines[0]
 

@@ -173,6 +173,7 @@ def execute(settings, planned, data_root):
         "checkpoint_dir": str((runs_dir / "checkpoints" / stem).resolve()),
         "result_file": str((runs_dir / f"{stem}.result.json").resolve()),
         "show_progress": False,
+        "resume": not settings.force,  # an interrupted run continues from its last epoch
     }
     if settings.epochs is not None:
         config_dict["epochs"] = settings.epochs

@@ -16,9 +16,10 @@ small, so that it neither competes with the runs for memory nor inflates what th
 import hashlib
 import json
 import os
-import tempfile
 
 import yaml
+
+from adrec_recbole.atomic import write_json  # noqa: F401  (re-exported for the benchmark)
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PROPERTIES_DIR = os.path.join(PROJECT_ROOT, "properties")
@@ -58,22 +59,6 @@ def fingerprint(model, dataset, seed, data_root, extra_config_files, epochs):
 def run_stem(model, seed, fingerprint_):
     """File name stem of a run: ``{model}-seed{seed}-{fingerprint}``."""
     return f"{model}-seed{seed}-{fingerprint_}"
-
-
-def write_json(path, data):
-    """Write ``data`` as JSON to ``path`` atomically (a reader never sees half a file)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=folder)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(data, stream, indent=2, default=str)
-            stream.write("\n")
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
 
 
 def read_json(path):
