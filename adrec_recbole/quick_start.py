@@ -33,7 +33,7 @@ from adrec_recbole.checkpoint import (
 from adrec_recbole.data import DatasetNotFoundError, ensure_dataset
 from adrec_recbole.dataset import ADRecDataset
 from adrec_recbole.model import ADRec
-from adrec_recbole.run_folder import RunLock, RunLockedError, run_folder
+from adrec_recbole.run_folder import RunLock, RunLockedError, run_folder, settings_hash
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROPERTIES_DIR = os.path.join(PROJECT_ROOT, "properties")
@@ -148,12 +148,18 @@ def _start_or_resume(config, folder):
                 os.remove(os.path.join(folder, name))
         return None
     try:
-        return load_last(last_file, config["device"])
+        checkpoint = load_last(last_file, config["device"])
     except Exception as error:  # unreadable, truncated or foreign: say so, never train on it
         reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
         if isinstance(error, pickle.UnpicklingError):
             reason = "not a checkpoint of plain tensors (torch's weights_only loader refused it)"
         raise RunError(f"cannot resume from {last_file}: {reason}; use --resume=False to start over") from None
+    if checkpoint["run_state"].get("settings_hash") != settings_hash(config):
+        raise RunError(
+            f"cannot resume from {last_file}: it was trained with other settings (a --run_name reused?); "
+            "use the original settings, another --run_name, or --resume=False to start over"
+        )
+    return checkpoint
 
 
 def _log_into(folder):
@@ -213,8 +219,8 @@ def _train_and_test(config, folder, checkpoint, callback_fn):
     trainer = resumable(get_trainer(config["MODEL_TYPE"], config["model"]))(config, model_obj)
     trainer.saved_model_file = os.path.join(folder, BEST_CHECKPOINT)
     trainer.last_checkpoint_file = os.path.join(folder, LAST_CHECKPOINT)
-    clock = EpochClock(config["valid_metric_bigger"], checkpoint["run_state"] if checkpoint else None)
-    trainer.run_state = clock.state
+    clock = EpochClock(config["valid_metric_bigger"], checkpoint["run_state"]["clock"] if checkpoint else None)
+    trainer.run_state = lambda: {"clock": clock.state(), "settings_hash": settings_hash(config)}
     stopped_early = False
     if checkpoint is not None:
         restore_trainer(trainer, checkpoint)
@@ -235,7 +241,8 @@ def _train_and_test(config, folder, checkpoint, callback_fn):
             train_data, valid_data, saved=True, show_progress=config["show_progress"], callback_fn=on_epoch_end,
         )
         stopped_early = trainer.epochs_done < trainer.epochs
-        save_last(trainer.last_checkpoint_file, trainer, train_data, trainer.epochs_done, stopped_early, clock.state())
+        save_last(trainer.last_checkpoint_file, trainer, train_data, trainer.epochs_done, stopped_early,
+                  trainer.run_state())
     fit_seconds = clock.seconds
     test_start = time.time()
     test_result = trainer.evaluate(test_data, load_best_model=True, show_progress=config["show_progress"])

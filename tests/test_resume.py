@@ -76,6 +76,12 @@ def test_an_early_stopped_run_resumes_without_training_more(quick_settings):
     assert again["epochs_run"] == first["epochs_run"] and same_metrics(again, first)
 
 
+def test_a_run_name_reused_with_other_settings_is_not_resumed(quick_settings):
+    run("ADRec", "Tiny", config_dict={**quick_settings, "epochs": 1, "run_name": "mine"})
+    with pytest.raises(RunError, match="trained with other settings"):
+        run("ADRec", "Tiny", config_dict={**quick_settings, "run_name": "mine", "resume": True, "hidden_size": 16})
+
+
 def test_a_run_being_trained_cannot_be_started_twice(quick_settings):
     folder = run_folder(build_config("ADRec", "Tiny", config_dict=quick_settings))
     with RunLock(folder):
