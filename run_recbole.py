@@ -39,6 +39,9 @@ def main():
     except RunError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted: run the same command with --resume to continue from the last epoch", file=sys.stderr)
+        sys.exit(130)
     print(f"test: {result['test_result']}")
     print(f"results: {result['result_file']}")
 
