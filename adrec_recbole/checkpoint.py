@@ -1,7 +1,9 @@
 """The ``last`` checkpoint: everything the next epoch depends on, so a killed run resumes
 exactly where it stopped.
 
-RecBole's Trainer saves only the best model (and pickles its ``Config`` into it). A resumable
+RecBole's Trainer saves only the best model (and pickles its ``Config`` into it; the best
+checkpoint written here holds the settings as a plain dict instead, so it too is read with
+``weights_only=True``: :mod:`adrec_recbole.safe_load`). A resumable
 run also needs the state at the start of the next epoch: model (ADRec's queues, pointers and
 momentum copy are buffers of it), optimizer, the epoch, the best validation score, result and
 epoch, the early-stopping counter, the RNG states of Python, NumPy and torch (CPU and CUDA),
@@ -13,7 +15,6 @@ The file holds only plain types and tensors and is read with ``torch.load(weight
 loading it cannot execute code. Every write goes to a temporary file first and is renamed over
 the old one, so a kill during the write leaves the previous checkpoint intact.
 """
-import os
 import random
 
 import numpy as np
@@ -21,6 +22,7 @@ import torch
 from recbole.utils import set_color
 
 from adrec_recbole.atomic import torch_save
+from adrec_recbole.safe_load import plain_config, plain_other_parameter
 
 LAST_CHECKPOINT = "last.pth"
 BEST_CHECKPOINT = "best.pth"
@@ -63,7 +65,7 @@ def save_last(path, trainer, train_loader, next_epoch, stopped_early, run_state)
         "next_epoch": int(next_epoch),
         "stopped_early": bool(stopped_early),
         "state_dict": trainer.model.state_dict(),
-        "other_parameter": trainer.model.other_parameter(),
+        "other_parameter": plain_other_parameter(trainer.model.other_parameter()),
         "optimizer": trainer.optimizer.state_dict(),
         "cur_step": int(trainer.cur_step),
         "best_valid_score": float(trainer.best_valid_score),
@@ -71,6 +73,21 @@ def save_last(path, trainer, train_loader, next_epoch, stopped_early, run_state)
         "rng": capture_rng_states(train_loader),
         "run_state": run_state,
     }, path)
+
+
+def best_checkpoint_state(trainer, epoch):
+    """The best checkpoint with RecBole's keys, readable with ``weights_only=True``: ``config``
+    is the plain dict of the final settings (enums and devices as strings), not the pickled
+    ``Config``, so RecBole-style readers still find ``checkpoint["config"]["model"]``."""
+    return {
+        "config": plain_config(trainer.config),
+        "epoch": int(epoch),
+        "cur_step": int(trainer.cur_step),
+        "best_valid_score": float(trainer.best_valid_score),
+        "state_dict": trainer.model.state_dict(),
+        "other_parameter": plain_other_parameter(trainer.model.other_parameter()),
+        "optimizer": trainer.optimizer.state_dict(),
+    }
 
 
 def load_last(path, device):
@@ -115,17 +132,14 @@ class ResumableTrainerMixin:
         return result
 
     def _save_checkpoint(self, epoch, verbose=True, **kwargs):
-        final = kwargs.pop("saved_model_file", self.saved_model_file)
-        temporary = f"{final}.tmp-{os.getpid()}"
-        try:
-            super()._save_checkpoint(epoch, verbose=False, saved_model_file=temporary, **kwargs)
-            if os.path.exists(temporary):  # (RecBole writes nothing on ranks other than 0)
-                os.replace(temporary, final)
-        finally:
-            if os.path.exists(temporary):
-                os.remove(temporary)
+        """RecBole's best checkpoint (same keys), but of tensors and plain types only:
+        :func:`best_checkpoint_state`, written atomically, on rank 0 only (as RecBole)."""
+        if not self.config["single_spec"] and self.config["local_rank"] != 0:
+            return
+        saved_model_file = kwargs.pop("saved_model_file", self.saved_model_file)
+        torch_save(best_checkpoint_state(self, epoch), saved_model_file)
         if verbose:
-            self.logger.info(set_color("Saving current best", "blue") + f": {final}")
+            self.logger.info(set_color("Saving current best", "blue") + f": {saved_model_file}")
 
 
 def resumable(trainer_class):

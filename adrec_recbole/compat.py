@@ -2,15 +2,23 @@
 
 Each fix is applied once, on import of this module (the run path, the model, the benchmark
 worker and the tuning trainable import it, so Ray workers get it too). Each one changes what a
-single RecBole module sees — a view of ``torch``, ``pandas`` or ``numpy`` with one attribute
-replaced — never the library itself.
+single RecBole module sees — a view of ``torch``, ``pandas`` or ``numpy`` with an attribute or
+two replaced — never the library itself.
 
-* torch >= 2.6 loads checkpoints with ``weights_only=True``. RecBole's checkpoints hold its
-  ``Config`` object, so ``Trainer.evaluate(load_best_model=True)`` and
-  ``Trainer.resume_checkpoint`` fail ("Unsupported operand 149"; RecBole PR #2155, open).
-  RecBole's trainer module sees a ``torch.load`` that defaults to ``weights_only=False``. Those
-  calls read the checkpoints the same trainer wrote into its own ``checkpoint_dir``; do not
-  point ``model_file`` at checkpoints you do not trust: unpickling them can execute code.
+* Loading policy (:mod:`adrec_recbole.safe_load`): no file that RecBole's trainer or the run
+  path reads can run code.
+  RecBole pickles its ``Config`` into checkpoints and reloads them with ``torch.load``, and
+  unpickles saved datasets and dataloaders whenever such a file exists, so a crafted file left
+  in ``checkpoint_dir`` (or swapped for ``best.pth`` during training) would run its code.
+  RecBole's trainer module sees a ``torch`` whose ``save`` writes checkpoints of tensors and
+  plain types only (``config`` as a plain dict) and whose ``load`` always uses
+  ``weights_only=True`` (torch's default; RecBole PR #2155 is the upstream issue): a file that
+  needs arbitrary unpickling is refused with ``safe_load.UnsafeCheckpointError``, one line
+  naming the file, unless the config of the trainer loading it sets ``trust_checkpoint:
+  True`` (read from the calling trainer, so one trusted trainer makes no other load unsafe;
+  that setting runs the file's code). The run path never unpickles datasets or dataloaders: it
+  builds them from the data files with ``safe_load.create_dataset_without_pickles`` and
+  ``safe_load.data_preparation_without_pickles`` and names an ignored file in one warning.
 * RecBole reads atomic files with ``pandas.read_csv`` defaults, which treat ``"`` as a quote
   (an item title starting with ``"`` swallows the following tabs and lines) and turn ``NA``,
   ``null``, ``None``... into missing values. The canonical layout is plain unquoted TSV and
@@ -39,6 +47,8 @@ import recbole.trainer.hyper_tuning as _recbole_hyper_tuning
 import recbole.trainer.trainer as _recbole_trainer
 import torch
 
+from adrec_recbole import safe_load
+
 
 class _ModuleView(types.ModuleType):
     """A module that is ``base`` except for the attributes given as keywords."""
@@ -50,11 +60,6 @@ class _ModuleView(types.ModuleType):
 
     def __getattr__(self, name):  # called only for attributes not replaced
         return getattr(self._base, name)
-
-
-def _load_own_checkpoint(f, *args, **kwargs):
-    kwargs.setdefault("weights_only", False)
-    return torch.load(f, *args, **kwargs)
 
 
 def _read_plain_tsv(*args, **kwargs):
@@ -76,7 +81,9 @@ def _hyperopt_samples_with_generator():
 warnings.filterwarnings("ignore", category=FutureWarning, module=r"recbole\.")
 
 if not isinstance(_recbole_trainer.torch, _ModuleView):
-    _recbole_trainer.torch = _ModuleView(torch, load=_load_own_checkpoint)
+    _recbole_trainer.torch = _ModuleView(
+        torch, load=safe_load.load_trainer_checkpoint, save=safe_load.save_trainer_checkpoint
+    )
 if not isinstance(_recbole_dataset.pd, _ModuleView):
     _recbole_dataset.pd = _ModuleView(pandas, read_csv=_read_plain_tsv)
 if _hyperopt_samples_with_generator() and not isinstance(_recbole_hyper_tuning.np, _ModuleView):

@@ -25,6 +25,7 @@ from recbole.utils import InputType
 from torch import nn
 
 from adrec_recbole import compat  # noqa: F401  (RecBole fixes, also for users of RecBole's own Trainer)
+from adrec_recbole.config_check import check_adrec_config
 from adrec_recbole.losses import arc_margin_catalogue_loss, arc_margin_contrastive_loss
 from adrec_recbole.momentum import VectorQueue, momentum_update
 from adrec_recbole.text import item_texts_for_dataset
@@ -37,10 +38,6 @@ from adrec_recbole.text_encoder import (
     resolve_plm_path,
     tokenize_items,
 )
-
-TRAIN_MODES = ("frozen", "finetune")
-NEGATIVE_SOURCES = ("queue", "catalogue", "batch")
-ENQUEUE_POINTS = ("between", "after")
 
 
 class SequenceEncoder(nn.Module):
@@ -96,11 +93,11 @@ class ADRec(SequentialRecommender):
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
+        check_adrec_config(config)
         self.train_mode = config["train_mode"]
         self.seq_item_negatives = config["seq_item_negatives"]
         self.enqueue_point = config["enqueue"]
         self.loss_weights = [float(weight) for weight in config["loss_weights"]]
-        self._check_choices()
         self.momentum = config["momentum"]
         self.arc_scale = config["arc_scale"]
         self.arc_margin = config["arc_margin"]
@@ -148,22 +145,6 @@ class ADRec(SequentialRecommender):
         self.item_queue = VectorQueue(config["queue_size"], hidden_size) if reads_item_queue else None
         self.sequence_queue = VectorQueue(config["queue_size"], hidden_size) if reads_sequence_queue else None
         self._eval_item_vectors = None
-
-    def _check_choices(self):
-        for key, value, allowed in (
-            ("train_mode", self.train_mode, TRAIN_MODES),
-            ("seq_item_negatives", self.seq_item_negatives, NEGATIVE_SOURCES),
-            ("enqueue", self.enqueue_point, ENQUEUE_POINTS),
-        ):
-            if value not in allowed:
-                raise ValueError(f"{key}={value!r}: choose one of {allowed}")
-        if len(self.loss_weights) != 4 or not any(self.loss_weights):
-            raise ValueError(f"loss_weights={self.loss_weights}: give four weights, at least one of them non-zero")
-        if self.train_mode == "finetune" and self.seq_item_negatives == "catalogue":
-            raise ValueError(
-                "seq_item_negatives=catalogue re-encodes every item's text each step in finetune "
-                "mode; use 'batch' or 'queue' there"
-            )
 
     # ---- section 1: item vectors -------------------------------------------------------
     def _item_inputs(self, item_ids):

@@ -15,8 +15,8 @@ import time
 from logging import getLogger
 
 import torch
+import yaml
 from recbole.config import Config
-from recbole.data import create_dataset, data_preparation
 from recbole.utils import get_model, get_trainer, init_logger, init_seed, set_color
 
 from adrec_recbole import compat  # noqa: F401  (RecBole fixes, applied on import)
@@ -30,10 +30,17 @@ from adrec_recbole.checkpoint import (
     resumable,
     save_last,
 )
-from adrec_recbole.data import DatasetNotFoundError, ensure_dataset
+from adrec_recbole.config_check import ConfigError, check_config
+from adrec_recbole.data import DataFormatError, DatasetNotFoundError, ensure_dataset, validate_dataset
+from adrec_recbole.data.ensure import is_default_data_path
 from adrec_recbole.dataset import ADRecDataset
 from adrec_recbole.model import ADRec
 from adrec_recbole.run_folder import RunLock, RunLockedError, run_folder, settings_hash
+from adrec_recbole.safe_load import (
+    UnsafeCheckpointError,
+    create_dataset_without_pickles,
+    data_preparation_without_pickles,
+)
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROPERTIES_DIR = os.path.join(PROJECT_ROOT, "properties")
@@ -74,31 +81,57 @@ def config_files_for(model_name, dataset, config_file_list=None):
     return files
 
 
+def _check_yaml_syntax(path):
+    try:
+        with open(path, encoding="utf-8") as handle:
+            yaml.safe_load(handle)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise RunError(f"{path}{where}: not valid yaml ({getattr(error, 'problem', None) or error})") from None
+    except UnicodeDecodeError as error:
+        raise RunError(f"{path}: not UTF-8 ({error.reason} at byte {error.start})") from None
+
+
 def build_config(model, dataset, config_file_list=None, config_dict=None):
-    """RecBole ``Config`` with the project's property files; ``model`` is a name."""
+    """RecBole ``Config`` with the project's property files, checked (:mod:`config_check`)
+    before anything is loaded; ``model`` is a name."""
     model_class_or_name = resolve_model(model)
-    return Config(
-        model=model_class_or_name,
-        dataset=dataset,
-        config_file_list=config_files_for(model, dataset, config_file_list),
-        config_dict=config_dict,
-    )
+    config_files = config_files_for(model, dataset, config_file_list)
+    for path in config_files:
+        _check_yaml_syntax(path)
+    try:
+        config = Config(model=model_class_or_name, dataset=dataset, config_file_list=config_files,
+                        config_dict=config_dict)
+    except SyntaxError as error:  # RecBole's parser of --key=value flags
+        raise RunError(str(error).strip().splitlines()[0]) from None
+    try:
+        check_config(config)
+    except ConfigError as error:
+        raise RunError(str(error)) from None
+    return config
 
 
 def prepare_data(config):
-    """Make sure the dataset's files exist (download/convert known ones, else one-line advice)."""
+    """Make sure the dataset's files exist (download/convert known ones, else one-line advice) and
+    pass :func:`~adrec_recbole.data.validate.validate_dataset`, before anything is built or written.
+
+    A missing Amazon 2018 category is downloaded into the default ``dataset/`` even if that folder
+    does not exist yet, but never into a ``data_path`` that does not exist (a typo, most likely).
+    """
     data_root = os.path.dirname(config["data_path"])  # RecBole has appended the dataset name
     try:
-        ensure_dataset(config["dataset"], data_root, download=config["download"] is not False)
-    except DatasetNotFoundError as error:
+        folder = ensure_dataset(config["dataset"], data_root, download=config["download"] is not False,
+                                create_root=is_default_data_path(data_root))
+        validate_dataset(folder, config["dataset"])
+    except (DatasetNotFoundError, DataFormatError) as error:
         raise RunError(str(error)) from None
 
 
 def build_dataset(config):
-    """The dataset object the model needs: ADRec reads item text, others RecBole's own."""
-    if config["model"] in PLUGIN_MODELS:
-        return ADRecDataset(config)
-    return create_dataset(config)
+    """The dataset object the model needs: ADRec reads item text, others RecBole's own. Always
+    built from the data files: a saved dataset is never unpickled (:mod:`adrec_recbole.safe_load`)."""
+    return create_dataset_without_pickles(config, ADRecDataset if config["model"] in PLUGIN_MODELS else None)
 
 
 class EpochClock:
@@ -197,6 +230,8 @@ def run(model, dataset, config_file_list=None, config_dict=None, callback_fn=Non
         init_logger(config)
         log_handler = _log_into(folder)
         return _train_and_test(config, folder, checkpoint, callback_fn)
+    except UnsafeCheckpointError as error:
+        raise RunError(str(error)) from None
     finally:
         if log_handler is not None:
             getLogger().removeHandler(log_handler)
@@ -210,7 +245,7 @@ def _train_and_test(config, folder, checkpoint, callback_fn):
     logger.info(config)
     dataset_obj = build_dataset(config)
     logger.info(dataset_obj)
-    train_data, valid_data, test_data = data_preparation(config, dataset_obj)
+    train_data, valid_data, test_data = data_preparation_without_pickles(config, dataset_obj)
 
     init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
     model_class = PLUGIN_MODELS.get(config["model"]) or get_model(config["model"])

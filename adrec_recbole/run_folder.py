@@ -21,7 +21,7 @@ NOT_PART_OF_IDENTITY = {
     "checkpoint_dir", "result_file", "run_name", "resume", "dataloaders_save_path", "dataset_save_path",
     "save_dataloaders", "save_dataset", "plm_cache_dir", "download", "state", "show_progress", "log_wandb",
     "wandb_project", "device", "gpu_id", "use_gpu", "local_rank", "single_spec", "nproc", "world_size", "offset",
-    "ip", "port", "worker", "epochs", "eval_batch_size",
+    "ip", "port", "worker", "epochs", "eval_batch_size", "trust_checkpoint",
 }
 
 

@@ -10,13 +10,18 @@ Two layouts are read, both keyed by the item tokens of the ``.inter`` files:
 Each item's string is ``prompt + sep.join(non-empty fields in text_fields order)`` — the
 authors' template is the prompt "Brought it for [mask]" followed by
 ``category [SEP] brand [SEP] title``. Items with no text at all receive a placeholder string;
-they are counted and logged, never a failure inside a batch.
+they are counted and logged, never a failure inside a batch. The training path checks these
+files first (:func:`adrec_recbole.data.validate.validate_dataset`: columns, field counts,
+duplicate rows, unknown items), so the errors here are a second line of defence.
 """
 import csv
 import os
 from logging import getLogger
 
 import pandas as pd
+
+from adrec_recbole.data.errors import DataFormatError, EncodingError
+from adrec_recbole.data.layout import iter_lines, read_index
 
 
 class ItemTextError(ValueError):
@@ -30,8 +35,15 @@ def _read_atomic(path):
             path, sep="\t", dtype=str, keep_default_na=False, quoting=csv.QUOTE_NONE,
             encoding="utf-8",
         )
-    except UnicodeDecodeError as error:
-        raise ItemTextError(f"{path}: not UTF-8 ({error.reason} at byte {error.start})") from None
+    except UnicodeDecodeError:
+        try:
+            for _ in iter_lines(path):  # pandas' error offset is within a buffer: find the line
+                pass
+        except EncodingError as error:
+            raise ItemTextError(
+                f"{path}: not UTF-8 at line {error.line} (byte 0x{error.byte:02x} at column {error.column})"
+            ) from None
+        raise
     except pd.errors.ParserError as error:
         raise ItemTextError(f"{path}: malformed line ({error})") from None
     frame.columns = [column.split(":")[0] for column in frame.columns]
@@ -45,13 +57,15 @@ def read_item_text_table(dataset_dir, name):
     item_file = os.path.join(dataset_dir, f"{name}.item")
     text_file = os.path.join(dataset_dir, f"{name}.text")
     if os.path.isfile(item_file):
-        frame = _read_atomic(item_file)
+        source, frame = item_file, _read_atomic(item_file)
     elif os.path.isfile(text_file):
-        frame = _read_atomic(text_file)
+        source, frame = text_file, _read_atomic(text_file)
         index_file = os.path.join(dataset_dir, f"{name}.item2index")
         if os.path.isfile(index_file):
-            index = pd.read_csv(index_file, sep="\t", header=None, names=["asin", "index"], dtype=str)
-            asin_to_index = dict(zip(index["asin"], index["index"]))
+            try:
+                asin_to_index = read_index(index_file)
+            except DataFormatError as error:
+                raise ItemTextError(str(error)) from None
             frame["item_id"] = frame["item_id"].map(asin_to_index)
             frame = frame[frame["item_id"].notna()]
     else:
@@ -59,8 +73,10 @@ def read_item_text_table(dataset_dir, name):
             f"no item text for dataset {name!r}: expected {item_file} (canonical layout) "
             f"or {text_file} (UniSRec layout)"
         )
-    frame = frame.drop_duplicates("item_id", keep="first").set_index("item_id")
-    return frame.to_dict(orient="index")
+    repeated = frame["item_id"].duplicated(keep="first")
+    if repeated.any():
+        raise ItemTextError(f"{source}: item {frame['item_id'][repeated].iloc[0]!r} has more than one row of text")
+    return frame.set_index("item_id").to_dict(orient="index")
 
 
 def compose_item_text(fields, text_fields, prompt="", separator=" [SEP] "):

@@ -7,7 +7,9 @@ Only the layers whose output is used are instantiated: reading layer k of a 12-l
 runs k layers, not 12.
 
 Tokenised items and frozen item vectors are cached on disk, keyed by everything they depend
-on (PLM, layer, template-applied texts, length), so a second run starts at once.
+on (PLM, layer, template-applied texts, length), so a second run starts at once. Cache files
+are written atomically; temporary files that a killed run left are removed when the cache
+folder is next used.
 """
 import hashlib
 import json
@@ -18,6 +20,8 @@ from logging import getLogger
 import torch
 from torch import nn
 from tqdm import tqdm
+
+from adrec_recbole.atomic import remove_stale_temporaries, torch_save
 
 BUNDLED_PLM = "bundled-minilm"
 
@@ -110,14 +114,14 @@ def _cache_key(*parts):
     return digest.hexdigest()[:20]
 
 
-def _save_atomically(obj, path):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    temporary = f"{path}.tmp{os.getpid()}"
-    torch.save(obj, temporary)
-    os.replace(temporary, path)
+_swept = set()
 
 
 def _load_cached(path):
+    cache_dir = os.path.dirname(path) if path else None
+    if cache_dir and cache_dir not in _swept:  # once per process and folder
+        _swept.add(cache_dir)
+        remove_stale_temporaries(cache_dir)
     if not path or not os.path.isfile(path):
         return None
     try:
@@ -142,7 +146,7 @@ def tokenize_items(texts, tokenizer, text_length, cache_dir, plm_name):
         "attention_mask": encoded["attention_mask"].to(torch.bool),
     }
     if path:
-        _save_atomically(tokens, path)
+        torch_save(tokens, path)
     return tokens
 
 
@@ -176,5 +180,5 @@ def frozen_item_vectors(plm_path, plm_layer, texts, text_length, batch_size, dev
     encoder = PLMItemEncoder(load_truncated_plm(plm_path, plm_config, layer)).to(device)
     vectors = encode_items(encoder, tokens, batch_size, device).cpu()
     if path:
-        _save_atomically(vectors, path)
+        torch_save(vectors, path)
     return vectors

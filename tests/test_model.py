@@ -8,7 +8,7 @@ from recbole.utils import get_trainer, init_seed
 
 from adrec_recbole.dataset import ADRecDataset
 from adrec_recbole.model import ADRec
-from adrec_recbole.quick_start import build_config
+from adrec_recbole.quick_start import RunError, build_config
 
 
 def build(settings, **overrides):
@@ -104,7 +104,7 @@ def test_checkpoint_round_trip_restores_queues_and_momentum_encoder(quick_settin
     config, model, train_data, valid_data, _ = build(quick_settings, **PAPER_TERMS)
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
     trainer.fit(train_data, valid_data, saved=True)
-    checkpoint = torch.load(trainer.saved_model_file, weights_only=False)
+    checkpoint = torch.load(trainer.saved_model_file, weights_only=True)
     _, fresh, _, _, _ = build(quick_settings, seed=7, **PAPER_TERMS)
     assert not torch.equal(fresh.item_queue.vectors, model.item_queue.vectors)
     fresh.load_state_dict(checkpoint["state_dict"])
@@ -116,7 +116,7 @@ def test_checkpoint_round_trip_restores_queues_and_momentum_encoder(quick_settin
     assert momentum_names
     for name in momentum_names:
         assert torch.equal(fresh.state_dict()[name], saved[name])
-    # and RecBole's own reload path (weights_only fixed by adrec_recbole.compat) works
+    # and RecBole's own reload path (weights_only=True, adrec_recbole.safe_load) works
     result = trainer.evaluate(valid_data, load_best_model=True)
     assert result["ndcg@10"] >= 0
 
@@ -145,5 +145,5 @@ def test_finetune_mode_trains_the_plm_layers_in_use(quick_settings):
 
 
 def test_finetune_rejects_catalogue_negatives_with_a_reason(quick_settings):
-    with pytest.raises(ValueError, match="finetune"):
+    with pytest.raises(RunError, match="finetune"):
         build(quick_settings, train_mode="finetune", plm_layer=1, seq_item_negatives="catalogue")

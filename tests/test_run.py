@@ -64,7 +64,7 @@ def test_fixed_seed_gives_identical_metrics(quick_settings):
     assert first["best_valid_result"] == second["best_valid_result"]
     assert first["test_result"] == second["test_result"]
     third = run("ADRec", "Tiny", config_dict=settings("third", seed=7))
-    weights = [torch.load(r["checkpoint"], weights_only=False)["state_dict"] for r in (first, second, third)]
+    weights = [torch.load(r["checkpoint"], weights_only=True)["state_dict"] for r in (first, second, third)]
     name = "online.adapter.0.weight"
     assert torch.equal(weights[0][name], weights[1][name]) and not torch.equal(weights[0][name], weights[2][name])
 

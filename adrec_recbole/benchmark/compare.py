@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from adrec_recbole.atomic import process_running
 from adrec_recbole.benchmark import report
 from adrec_recbole.benchmark.records import fingerprint, read_json, run_stem, write_json
 
@@ -244,7 +245,7 @@ class RunsLock:
                     owner = int(self.path.read_text().strip() or 0)
                 except (OSError, ValueError):
                     owner = 0
-                if owner and _alive(owner):
+                if owner and process_running(owner):
                     raise BenchmarkError(
                         f"another benchmark (pid {owner}) is writing {self.path.parent}; wait for it, or "
                         f"remove {self.path} if that process is not a benchmark"
@@ -258,16 +259,6 @@ class RunsLock:
     def __exit__(self, *exc):
         self.path.unlink(missing_ok=True)
         return False
-
-
-def _alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def run_benchmark(settings, log=print):

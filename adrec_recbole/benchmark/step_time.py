@@ -24,7 +24,6 @@ import statistics
 import time
 
 import torch
-from recbole.data import data_preparation
 from recbole.utils import init_seed
 
 from adrec_recbole.dataset import ADRecDataset
@@ -32,6 +31,7 @@ from adrec_recbole.losses import arc_margin_contrastive_loss
 from adrec_recbole.model import ADRec
 from adrec_recbole.momentum import VectorQueue, momentum_update
 from adrec_recbole.quick_start import build_config, prepare_data
+from adrec_recbole.safe_load import data_preparation_without_pickles
 
 # Settings on top of properties/model/ADRec.yaml. "paper loss (frozen)": the paper's loss and
 # sequence encoder with the frozen vectors and adapter of the defaults.
@@ -138,7 +138,7 @@ def measure_configuration(dataset, settings, steps, repeats):
     config = build_config("ADRec", dataset, config_dict=settings)
     prepare_data(config)
     init_seed(config["seed"], config["reproducibility"])
-    train_data, _, _ = data_preparation(config, ADRecDataset(config))
+    train_data, _, _ = data_preparation_without_pickles(config, ADRecDataset(config))
     device = config["device"]
     batches = [batch.to(device) for _, batch in zip(range(steps + 1), train_data)]
     models, optimizers = {}, {}

@@ -52,7 +52,6 @@ import sys
 import time
 
 import torch
-from recbole.data import data_preparation
 from recbole.utils import init_seed
 from tqdm import tqdm
 
@@ -62,6 +61,7 @@ from adrec_recbole.benchmark.worker import git_commit
 from adrec_recbole.dataset import ADRecDataset
 from adrec_recbole.model import ADRec
 from adrec_recbole.quick_start import build_config, prepare_data
+from adrec_recbole.safe_load import data_preparation_without_pickles
 from adrec_recbole.text_encoder import masked_mean, resolve_plm_path
 
 SECTIONS = ("step", "epoch", "finetune")
@@ -152,7 +152,7 @@ def measure_encoding_paths(args, base_settings):
     config = build_config("ADRec", args.dataset, config_dict=settings)
     prepare_data(config)
     init_seed(config["seed"], config["reproducibility"])
-    train_data, _, _ = data_preparation(config, ADRecDataset(config))
+    train_data, _, _ = data_preparation_without_pickles(config, ADRecDataset(config))
     batches = [batch.to(config["device"]) for _, batch in zip(range(max(args.steps, args.reference_steps)), train_data)]
 
     paths = {}

@@ -34,7 +34,9 @@ def build_parser():
         "--base_url", default=None,
         help=f"mirror of the Amazon 2018 files (default: ${BASE_URL_ENV}, else {DEFAULT_BASE_URL})",
     )
-    download.add_argument("--force", action="store_true", help="rebuild an existing dataset folder")
+    download.add_argument(
+        "--force", action="store_true", help="download the raw files again and rebuild an existing dataset folder",
+    )
 
     imports = commands.add_parser("import", help="import a UniSRec- or LC-Rec-format folder")
     imports.add_argument("--format", required=True, choices=["unisrec", "lcrec"])

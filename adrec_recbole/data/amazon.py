@@ -17,7 +17,6 @@ The conversion is the field's preprocessing (ADREC_SPEC section 7), step by step
    appearance along the users' sequences (as in UniSRec's files), then split leave-one-out with
    histories capped at 50 items (:func:`~adrec_recbole.data.layout.leave_one_out`).
 """
-import json
 import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -29,7 +28,8 @@ import pandas as pd
 from adrec_recbole.data.download import fetch
 from adrec_recbole.data.errors import DataFormatError
 from adrec_recbole.data.layout import (
-    MAX_HISTORY, building_dataset, check_target, clean_text, iter_lines, report, write_index,
+    MAX_HISTORY, building_dataset, check_splittable, check_target, clean_text, iter_lines, json_record, report,
+    write_index,
     write_items, write_meta, write_splits,
 )
 from adrec_recbole.data.stats import dataset_stats
@@ -78,17 +78,6 @@ def download_command(dataset, out):
     return f"python -m adrec_recbole.data download --dataset {dataset} --out {out}"
 
 
-def _json_record(path, line_number, line):
-    """Parse one JSON-object line; DataFormatError with file:line if it is not one."""
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError as error:
-        raise DataFormatError(f"{path}:{line_number}: malformed JSON ({error.msg} at column {error.colno})") from None
-    if not isinstance(record, dict):
-        raise DataFormatError(f"{path}:{line_number}: expected a JSON object, found {type(record).__name__}")
-    return record
-
-
 def _required(record, field, path, line_number):
     """``record[field]`` as a non-empty string; DataFormatError with file:line if it is missing or empty."""
     value = record.get(field)
@@ -104,7 +93,7 @@ def read_reviews(path):
     for line_number, line in iter_lines(path, desc=f"reading {path.name}"):
         if not line.strip():
             continue
-        record = _json_record(path, line_number, line)
+        record = json_record(path, line_number, line)
         users.append(_required(record, "reviewerID", path, line_number))
         items.append(_required(record, "asin", path, line_number))
         time = _required(record, "unixReviewTime", path, line_number)
@@ -143,7 +132,7 @@ def read_metadata(path, wanted, root):
     for line_number, line in iter_lines(path, desc=f"reading {path.name}"):
         if not line.strip():
             continue
-        record = _json_record(path, line_number, line)
+        record = json_record(path, line_number, line)
         asin = _required(record, "asin", path, line_number)
         if asin not in wanted:
             continue
@@ -191,6 +180,7 @@ def convert(dataset, reviews_path, metadata_path, out, sources=None, replace=Fal
     policy["duplicate_metadata_lines"] = duplicate_metadata
     if not sequences:
         raise DataFormatError(f"{reviews_path}: no user keeps {MIN_INTERACTIONS} or more interactions after filtering")
+    check_splittable(sequences.values(), reviews_path)
     user_index = {user: str(index) for index, user in enumerate(sequences)}
     item_index = {}
     for items in sequences.values():
@@ -224,14 +214,15 @@ def convert(dataset, reviews_path, metadata_path, out, sources=None, replace=Fal
 def prepare(dataset, out, base_url=None, force=False):
     """Download (resumable, verified) the raw files of ``dataset`` into ``{out}/amazon2018_raw``, then convert.
 
-    Raises ``FileExistsError`` before downloading if ``{out}/{dataset}`` exists and ``force`` is off.
+    Raises ``FileExistsError`` before downloading if ``{out}/{dataset}`` exists and ``force`` is off;
+    ``force`` rebuilds it from raw files downloaded again.
     """
     category = AMAZON_2018[dataset]
     check_target(out, dataset, force)
     base = resolve_base_url(base_url).rstrip("/")
     raw_dir = Path(out) / RAW_DIR
     sources = {
-        kind: fetch(f"{base}/{relative}", raw_dir / Path(relative).name)
+        kind: fetch(f"{base}/{relative}", raw_dir / Path(relative).name, json_lines=True, force=force)
         for kind, relative in (("reviews", category.reviews_file), ("metadata", category.metadata_file))
     }
     return convert(

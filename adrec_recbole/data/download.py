@@ -3,14 +3,16 @@
 A file is fetched into ``{dest}.part``; an interrupted transfer is resumed with an HTTP ``Range``
 request. The download counts as complete only when its size equals the server's length
 (``Content-Length`` / ``Content-Range``) and the whole gzip stream decompresses with a valid CRC;
-then ``.part`` is renamed to ``dest``. So ``dest`` existing means "verified": a truncated
-transfer stays as ``.part`` to be resumed, and a corrupt one is deleted.
+and, for data files, every line parses as a JSON object; then ``.part`` is renamed to ``dest``.
+So ``dest`` existing means "verified": a truncated transfer stays as ``.part`` to be resumed, a
+corrupt one is deleted, and a ``dest`` that fails its check later is deleted and fetched again.
 """
 import gzip
 import hashlib
 import http.client
 import os
 import re
+import sys
 import zlib
 from pathlib import Path
 from urllib.error import HTTPError
@@ -18,7 +20,8 @@ from urllib.request import Request, urlopen
 
 from tqdm import tqdm
 
-from adrec_recbole.data.errors import DownloadError
+from adrec_recbole.data.errors import DataFormatError, DownloadError, EncodingError
+from adrec_recbole.data.layout import json_record
 
 CHUNK_BYTES = 1 << 20
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-\d+/(\d+|\*)")
@@ -40,19 +43,44 @@ class _HashingReader:
         return data
 
 
-def verify_gzip(path):
+class BadContent(ValueError):
+    """The file decompresses, but its content is not what was asked for (e.g. not JSON lines)."""
+
+
+CORRUPT = (EOFError, gzip.BadGzipFile, zlib.error, BadContent)
+
+
+def verify_gzip(path, json_lines=False):
     """Decompress the whole gzip file (checking every CRC and length) and return its sha256.
 
-    Raises ``EOFError`` for a truncated stream and ``gzip.BadGzipFile``/``zlib.error`` for a corrupt one.
+    With ``json_lines``, every non-blank decompressed line must also be a JSON object. Raises
+    ``EOFError`` for a truncated stream, ``gzip.BadGzipFile``/``zlib.error`` for a corrupt one and
+    :class:`BadContent` for content that is not JSON lines (all in :data:`CORRUPT`).
     """
     digest = hashlib.sha256()
     with open(path, "rb") as raw:
         reader = _HashingReader(raw, digest)
         with gzip.GzipFile(fileobj=reader, mode="rb") as stream:
-            while stream.read(CHUNK_BYTES):
-                pass
+            if json_lines:
+                _check_json_lines(stream, path)
+            else:
+                while stream.read(CHUNK_BYTES):
+                    pass
         digest.update(raw.read())
     return digest.hexdigest()
+
+
+def _check_json_lines(stream, path):
+    """Raise :class:`BadContent` at the first non-blank line of ``stream`` that is not a JSON object."""
+    for line_number, line in enumerate(stream, start=1):
+        if not line.strip():
+            continue
+        try:
+            json_record(path, line_number, line.decode("utf-8"))
+        except UnicodeDecodeError as error:
+            raise BadContent(str(EncodingError(path, line_number, error.start + 1, line[error.start]))) from None
+        except DataFormatError as error:
+            raise BadContent(str(error)) from None
 
 
 def _transfer(url, part, timeout):
@@ -93,38 +121,44 @@ def _transfer(url, part, timeout):
         raise _Interrupted(f"connection closed after {size:,} of {total:,} bytes")
 
 
-def fetch(url, dest, retries=3, timeout=60):
-    """Download and verify ``url`` as ``dest`` (an existing ``dest`` is only verified); return its record.
+def fetch(url, dest, retries=3, timeout=60, json_lines=False, force=False):
+    """Download and verify ``url`` as ``dest``; return its record ``{'url', 'file', 'bytes', 'sha256'}``.
 
-    The record is ``{'url', 'file', 'bytes', 'sha256'}`` of the compressed file.
-    Interrupted transfers are resumed up to ``retries`` more times in this call, and the ``.part``
-    file is kept for a later call when they run out. HTTP errors (e.g. 404) are not retried.
-    Raises :class:`DownloadError`.
+    ``dest`` counts as downloaded only once it passed :func:`verify_gzip` (``json_lines``: its lines
+    are JSON objects too). An existing ``dest`` is verified again and, if it fails, deleted and
+    downloaded anew; ``force`` deletes ``dest`` and any ``.part`` first. Interrupted transfers are
+    resumed up to ``retries`` more times in this call, and the ``.part`` file is kept for a later
+    call when they run out; a transfer that fails the check is deleted. HTTP errors (e.g. 404) are
+    not retried. Raises :class:`DownloadError`.
     """
     dest = Path(dest)
     part = dest.with_name(dest.name + ".part")
+    if force:
+        for path in (dest, part):
+            path.unlink(missing_ok=True)
     if dest.exists():
         try:
-            sha256 = verify_gzip(dest)
-        except (EOFError, gzip.BadGzipFile, zlib.error) as error:
-            raise DownloadError(f"{dest}: file is corrupt ({error}); delete it and run again") from None
-    else:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        for attempt in range(retries + 1):
-            try:
-                _transfer(url, part, timeout)
-                break
-            except HTTPError as error:
-                raise DownloadError(f"{url}: HTTP {error.code} {error.reason}") from None
-            except (_Interrupted, http.client.HTTPException, OSError) as error:
-                reason = getattr(error, "reason", error)
-                if attempt == retries:
-                    kept = f"; {part.stat().st_size:,} bytes kept in {part} to resume" if part.exists() else ""
-                    raise DownloadError(f"{url}: download failed ({reason}){kept}") from None
+            sha256 = verify_gzip(dest, json_lines)
+            return {"url": url, "file": dest.name, "bytes": dest.stat().st_size, "sha256": sha256}
+        except CORRUPT as error:
+            print(f"{dest} is corrupt ({error}); deleting it and downloading it again", file=sys.stderr)
+            dest.unlink()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    for attempt in range(retries + 1):
         try:
-            sha256 = verify_gzip(part)
-        except (EOFError, gzip.BadGzipFile, zlib.error) as error:
-            part.unlink()
-            raise DownloadError(f"{url}: downloaded file is corrupt ({error}); removed it, run again") from None
-        os.replace(part, dest)
+            _transfer(url, part, timeout)
+            break
+        except HTTPError as error:
+            raise DownloadError(f"{url}: HTTP {error.code} {error.reason}") from None
+        except (_Interrupted, http.client.HTTPException, OSError) as error:
+            reason = getattr(error, "reason", error)
+            if attempt == retries:
+                kept = f"; {part.stat().st_size:,} bytes kept in {part} to resume" if part.exists() else ""
+                raise DownloadError(f"{url}: download failed ({reason}){kept}") from None
+    try:
+        sha256 = verify_gzip(part, json_lines)
+    except CORRUPT as error:
+        part.unlink()
+        raise DownloadError(f"{url}: downloaded file is corrupt ({error}); removed it, run again") from None
+    os.replace(part, dest)
     return {"url": url, "file": dest.name, "bytes": dest.stat().st_size, "sha256": sha256}

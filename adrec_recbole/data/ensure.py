@@ -1,23 +1,39 @@
 """Make sure a dataset is on disk before RecBole builds it (what ``run_recbole.py`` calls first)."""
+import os
 from pathlib import Path
 
 from adrec_recbole.data.amazon import AMAZON_2018, BASE_URL_ENV, RAW_DIR, download_command, prepare
 from adrec_recbole.data.errors import DatasetNotFoundError, DownloadError
-from adrec_recbole.data.layout import SPLITS, inter_file, missing_files
+from adrec_recbole.data.layout import SPLITS, inter_file, missing_files, remove_stale_builds
 
 
-def ensure_dataset(dataset, data_path, download=True, base_url=None):
+DEFAULT_DATA_PATH = "dataset/"
+
+
+def is_default_data_path(data_path):
+    """Whether ``data_path`` is the default data root, ``dataset/`` below the working directory."""
+    return os.path.abspath(data_path) == os.path.abspath(DEFAULT_DATA_PATH)
+
+
+def ensure_dataset(dataset, data_path, download=True, base_url=None, create_root=True):
     """Return ``{data_path}/{dataset}`` once it holds a complete dataset in the canonical layout.
 
     A known Amazon 2018 category that is absent is downloaded and converted when ``download`` is
-    on (``base_url`` or ``$ADREC_AMAZON_BASE_URL`` overrides the official location). Otherwise,
-    and on a network failure, raises :class:`DatasetNotFoundError` whose message is one line
-    saying what to run or which files to put where.
+    on (``base_url`` or ``$ADREC_AMAZON_BASE_URL`` overrides the official location); with
+    ``create_root`` off, only into a ``data_path`` that exists. Otherwise, and on a network
+    failure, raises :class:`DatasetNotFoundError` whose message is one line saying what to run or
+    which files to put where. Hidden folders of builds killed midway are removed first.
     """
     folder = Path(data_path) / dataset
+    remove_stale_builds(data_path, dataset)
     missing = missing_files(folder, dataset)
     if not missing:
         return folder
+    if not create_root and not Path(data_path).is_dir():
+        raise DatasetNotFoundError(
+            f"data_path {data_path} does not exist (no folder to find or download {dataset} in); "
+            f"check the path, or create the folder first"
+        )
     command = download_command(dataset, data_path)
     if folder.exists():
         fix = f"rebuild it with `{command} --force`" if dataset in AMAZON_2018 else "complete or remove it"

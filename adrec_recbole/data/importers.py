@@ -12,48 +12,29 @@
   leave-one-out with histories capped at 50.
 
 Every input may be plain or gzipped (``{file}`` or ``{file}.gz``). Items without text are kept
-and counted in ``meta.json``; malformed input raises :class:`DataFormatError` naming file and line.
+and counted in ``meta.json``; malformed input raises :class:`DataFormatError` naming file and line,
+checked by :mod:`adrec_recbole.data.validate` (the imported folder passes
+:func:`~adrec_recbole.data.validate.validate_dataset` before it is renamed into place).
 """
-import json
 from datetime import datetime, timezone
 from pathlib import Path
 
 from adrec_recbole.data.errors import DataFormatError
 from adrec_recbole.data.layout import (
-    INTER_HEADER, MAX_HISTORY, SPLITS, UNISREC_TEXT_HEADER, building_dataset, check_target, clean_text,
-    copy_plain, describe_file, find_input, inter_file, iter_lines, iter_tsv, read_index, report,
-    write_items, write_meta, write_splits,
+    MAX_HISTORY, SPLITS, building_dataset, check_splittable, check_target, clean_text, copy_plain, describe_file,
+    find_input, inter_file, iter_lines, json_record, read_index, report, write_items, write_meta, write_splits,
 )
 from adrec_recbole.data.stats import dataset_stats
+from adrec_recbole.data.validate import check_split, read_item_rows
 
 MIN_INTERACTIONS = 3
 
 
-def validate_inter(path, users, items):
-    """Check a UniSRec ``.inter`` file: header, 3 fields, non-empty history, known user and item indices."""
-    for line_number, (user, history, target) in iter_tsv(path, INTER_HEADER, desc=f"checking {Path(path).name}"):
-        tokens = history.split()
-        if not tokens:
-            raise DataFormatError(f"{path}:{line_number}: empty item_id_list")
-        if user not in users:
-            raise DataFormatError(f"{path}:{line_number}: user {user!r} is not in user2index")
-        for token in tokens + [target]:
-            if token not in items:
-                raise DataFormatError(f"{path}:{line_number}: item {token!r} is not in item2index")
-
-
 def read_unisrec_text(path, asin_to_index):
     """``({item index: cleaned text}, rows whose ASIN has no index)`` from UniSRec's ``.text`` file."""
-    texts, first_line, unmapped = {}, {}, 0
-    for line_number, (asin, text) in iter_tsv(path, UNISREC_TEXT_HEADER):
-        if asin in first_line:
-            raise DataFormatError(f"{path}:{line_number}: duplicate item {asin!r} (first on line {first_line[asin]})")
-        first_line[asin] = line_number
-        if asin not in asin_to_index:
-            unmapped += 1
-            continue
-        texts[asin_to_index[asin]] = clean_text(text)
-    return texts, unmapped
+    rows = read_item_rows(path, required=("text",))
+    texts = {asin_to_index[asin]: clean_text(row["text"]) for asin, row in rows.items() if asin in asin_to_index}
+    return texts, len(rows) - len(texts)
 
 
 def _by_index(index):
@@ -70,7 +51,7 @@ def import_unisrec(src, name, out, force=False):
     item_index, user_index = read_index(paths["item2index"]), read_index(paths["user2index"])
     items, users = set(item_index.values()), set(user_index.values())
     for split in SPLITS:
-        validate_inter(paths[split], users, items)
+        check_split(paths[split], items, users, paths["item2index"].name, paths["user2index"].name)
     texts, unmapped = read_unisrec_text(paths["text"], item_index)
     item_rows = [(token, texts.get(token, ""), "", "") for _, token in _by_index(item_index)]
     policy = {
@@ -92,13 +73,7 @@ def import_unisrec(src, name, out, force=False):
 
 def read_lcrec_sequences(path, users, items):
     """``{user index: [item index tokens]}`` from an LC-Rec ``.inter.json``, checked against the index maps."""
-    text = "\n".join(line for _, line in iter_lines(path))
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise DataFormatError(f"{path}:{error.lineno}: malformed JSON ({error.msg} at column {error.colno})") from None
-    if not isinstance(data, dict):
-        raise DataFormatError(f"{path}: expected a JSON object {{user index: [item index, ...]}}")
+    data = json_record(path, 1, "\n".join(line for _, line in iter_lines(path)))  # {user index: [item index, ...]}
     sequences = {}
     for user, sequence in data.items():
         if user not in users:
@@ -118,25 +93,8 @@ def read_titles(path):
 
     Header names may carry a RecBole type suffix (``title:token_seq``). ASINs must be unique.
     """
-    lines = iter_lines(path)
-    _, header = next(lines, (1, ""))
-    columns = [column.split(":")[0] for column in header.split("\t")]
-    if "asin" not in columns or "title" not in columns:
-        raise DataFormatError(f"{path}:1: header must name 'asin' and 'title' columns, found {columns}")
-    asin_column, title_column = columns.index("asin"), columns.index("title")
-    titles, first_line = {}, {}
-    for line_number, line in lines:
-        fields = line.split("\t")
-        if len(fields) != len(columns):
-            raise DataFormatError(
-                f"{path}:{line_number}: expected {len(columns)} tab-separated fields, found {len(fields)}"
-            )
-        asin = fields[asin_column]
-        if asin in first_line:
-            raise DataFormatError(f"{path}:{line_number}: duplicate asin {asin!r} (first on line {first_line[asin]})")
-        first_line[asin] = line_number
-        titles[asin] = clean_text(fields[title_column])
-    return titles
+    rows = read_item_rows(path, key="asin", required=("title",))
+    return {asin: clean_text(row["title"]) for asin, row in rows.items()}
 
 
 def default_titles_file(src, name):
@@ -169,6 +127,7 @@ def import_lcrec(src, name, out, titles=None, force=False):
     }
     if not kept:
         raise DataFormatError(f"{paths['inter.json']}: no user has {MIN_INTERACTIONS} or more interactions")
+    check_splittable(kept.values(), paths["inter.json"])
     with building_dataset(out, name, force) as staging:
         write_splits(staging, name, kept.items())
         copy_plain(paths["item2id"], staging / f"{name}.item2index")

@@ -14,7 +14,9 @@
 * ``{name}.meta.json``: provenance and the count of everything each filtering policy removed.
 
 A folder is built under a hidden temporary name next to its target and renamed into place only
-when complete (:func:`building_dataset`), so an interrupted run never leaves a half dataset.
+when complete (:func:`building_dataset`), so an interrupted run never leaves a half dataset; the
+hidden folder carries its process id, and one whose process has ended is removed by the next
+build or run (:func:`remove_stale_builds`).
 """
 import gzip
 import hashlib
@@ -26,20 +28,19 @@ import shutil
 import sys
 import tempfile
 import zlib
-from collections import defaultdict
 from contextlib import contextmanager
 from pathlib import Path
 
 from tqdm import tqdm
 
-from adrec_recbole.data.errors import DataFormatError
+from adrec_recbole.atomic import process_running
+from adrec_recbole.data.errors import DataFormatError, EncodingError
 
 MAX_HISTORY = 50
 SPLITS = ("train", "valid", "test")
 INTER_HEADER = ("user_id:token", "item_id_list:token_seq", "item_id:token")
 ITEM_TEXT_FIELDS = ("title", "brand", "categories")
 ITEM_HEADER = ("item_id:token",) + tuple(f"{field}:token_seq" for field in ITEM_TEXT_FIELDS)
-UNISREC_TEXT_HEADER = ("item_id:token", "text:token_seq")
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _HTML_TAG = re.compile(r"<\s*/?\s*[A-Za-z!][^<>]*>")
@@ -95,35 +96,81 @@ def iter_lines(path, desc=None):
                 try:
                     text = raw.decode("utf-8")
                 except UnicodeDecodeError as error:
-                    raise DataFormatError(
-                        f"{path}:{line_number}: not valid UTF-8 "
-                        f"(byte 0x{raw[error.start]:02x} at column {error.start + 1})"
-                    ) from None
+                    raise EncodingError(path, line_number, error.start + 1, raw[error.start]) from None
                 yield line_number, text.rstrip("\r\n")
     except (EOFError, gzip.BadGzipFile, zlib.error) as error:
         raise DataFormatError(f"{path}:{line_number + 1}: corrupt or truncated gzip data ({error})") from None
 
 
-def iter_tsv(path, header=None, n_fields=None, desc=None):
-    """Yield ``(line_number, fields)`` of a tab-separated file with a fixed number of fields per line.
+def json_record(path, line_number, text):
+    """Parse a JSON object starting on line ``line_number``; DataFormatError with file:line if it is not one."""
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise DataFormatError(
+            f"{path}:{line_number + error.lineno - 1}: malformed JSON ({error.msg} at column {error.colno})"
+        ) from None
+    if not isinstance(record, dict):
+        raise DataFormatError(f"{path}:{line_number}: expected a JSON object, found {type(record).__name__}")
+    return record
 
-    With ``header``, the first line must equal it and fixes the number of fields; without it,
-    every line (the first included) must have ``n_fields`` fields.
+
+def iter_table(path, required, desc=None):
+    """Open a tab-separated file with a header: ``(columns, positions, rows)``.
+
+    ``columns`` is the header split at tabs; ``positions`` the index in it of each ``required``
+    column (a name with a type, ``item_id:token``, must match exactly; one without, ``asin``,
+    matches any type); ``rows`` yields ``(line_number, fields)`` for every later line. An empty
+    file, a missing or repeated column, a line whose field count differs from the header's
+    (a truncated line) and a header without rows raise :class:`DataFormatError`.
     """
     lines = iter_lines(path, desc)
-    if header is not None:
-        n_fields = len(header)
-        first = next(lines, (1, ""))[1]
-        if tuple(first.split("\t")) != tuple(header):
-            expected = "\t".join(header)
-            raise DataFormatError(f"{path}:1: expected header {expected!r}, found {first[:200]!r}")
+    first = next(lines, None)
+    if first is None:
+        raise DataFormatError(f"{path}:1: empty file (expected a header with {', '.join(required)})")
+    columns = first[1].split("\t")
+    positions = []
+    for wanted in required:
+        matches = [index for index, column in enumerate(columns)
+                   if (column if ":" in wanted else column.split(":")[0]) == wanted]
+        if len(matches) != 1:
+            problem = "missing column" if not matches else "repeated column"
+            raise DataFormatError(f"{path}:1: {problem} {wanted} (header: {first[1][:200]!r})")
+        positions.append(matches[0])
+    return columns, positions, _rows(path, lines, len(columns), after_header=True)
+
+
+def _rows(path, lines, n_fields, after_header):
+    """``(line_number, fields)`` of each line, all with ``n_fields`` fields (and at least one after a header)."""
+    count = 0
     for line_number, line in lines:
         fields = line.split("\t")
         if len(fields) != n_fields:
             raise DataFormatError(
                 f"{path}:{line_number}: expected {n_fields} tab-separated fields, found {len(fields)}"
             )
+        count += 1
         yield line_number, fields
+    if after_header and not count:
+        raise DataFormatError(f"{path}:2: no rows after the header")
+
+
+def iter_tsv(path, header=None, n_fields=None, desc=None):
+    """Yield ``(line_number, fields)`` of a tab-separated file with a fixed number of fields per line.
+
+    With ``header``, the first line must name its columns (in any order, others may follow, see
+    :func:`iter_table`) and ``fields`` come in ``header`` order; without it, every line (the first
+    included) must have ``n_fields`` fields.
+    """
+    if header is None:
+        yield from _rows(path, iter_lines(path, desc), n_fields, after_header=False)
+        return
+    columns, positions, rows = iter_table(path, header, desc)
+    if positions == list(range(len(columns))):
+        yield from rows
+    else:
+        for line_number, fields in rows:
+            yield line_number, [fields[position] for position in positions]
 
 
 def read_index(path):
@@ -159,11 +206,35 @@ def leave_one_out(sequence, max_history=MAX_HISTORY):
     return [row(position) for position in range(n - 3, 0, -1)], row(n - 2), row(n - 1)
 
 
+def check_splittable(sequences, source):
+    """Raise :class:`DataFormatError` unless some sequence is long enough for a train row (4 items):
+    with 3 items each, leave-one-out leaves train empty. ``source`` names the input in the message."""
+    if not any(len(sequence) > 3 for sequence in sequences):
+        raise DataFormatError(f"{source}: no user has more than 3 interactions, so the train split would be empty")
+
+
 def check_target(out, name, replace=False):
     """Raise ``FileExistsError`` if ``{out}/{name}`` exists and may not be replaced."""
     target = Path(out) / name
     if target.exists() and not replace:
         raise FileExistsError(f"{target} already exists; remove it or pass --force to rebuild it")
+
+
+def remove_stale_builds(out, name):
+    """Delete the hidden folders that builds of ``{out}/{name}`` killed midway left behind; return them.
+
+    A build's staging folder is ``.{name}.partial-{pid}-*`` (and a replaced dataset waits in
+    ``.{name}.old-{pid}-*``); one whose process has ended is stale. Folders named without a pid
+    (by versions before the pid was recorded) count as stale too.
+    """
+    pattern = re.compile(rf"\.{re.escape(name)}\.(?:partial|old)-(?:(\d+)-)?")
+    stale = []
+    for entry in Path(out).iterdir() if Path(out).is_dir() else []:
+        match = pattern.match(entry.name)
+        if match and entry.is_dir() and not (match.group(1) and process_running(int(match.group(1)))):
+            shutil.rmtree(entry, ignore_errors=True)
+            stale.append(entry)
+    return stale
 
 
 @contextmanager
@@ -176,15 +247,16 @@ def building_dataset(out, name, replace=False):
     check_target(out, name, replace)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    remove_stale_builds(out, name)
     target = out / name
-    staging = Path(tempfile.mkdtemp(prefix=f".{name}.partial-", dir=out))
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}.partial-{os.getpid()}-", dir=out))
     umask = os.umask(0)
     os.umask(umask)
     staging.chmod(0o777 & ~umask)  # mkdtemp creates it private; the dataset should not be
     try:
         yield staging
         if target.exists():
-            retired = Path(tempfile.mkdtemp(prefix=f".{name}.old-", dir=out))
+            retired = Path(tempfile.mkdtemp(prefix=f".{name}.old-{os.getpid()}-", dir=out))
             os.replace(target, retired / name)
             os.replace(staging, target)
             shutil.rmtree(retired)
@@ -249,55 +321,6 @@ def write_meta(folder, name, meta):
     with open(Path(folder) / f"{name}.meta.json", "w", encoding="utf-8") as stream:
         json.dump(meta, stream, indent=2, ensure_ascii=False)
         stream.write("\n")
-
-
-def read_user_sequences(folder, name):
-    """Rebuild each user's sequence from the three ``.inter`` files of the canonical layout.
-
-    Rows are taken in layout order (train longest prefix first, then valid, then test); the first
-    row's history plus every row's target is the sequence, and every history must be a suffix of
-    the sequence before its target. Returns ``({user: [item tokens]}, {user: test history length})``.
-    """
-    folder = Path(folder)
-    rows = defaultdict(lambda: {split: [] for split in SPLITS})
-    for split in SPLITS:
-        path = folder / inter_file(name, split)
-        for line_number, (user, history, target) in iter_tsv(path, INTER_HEADER):
-            items = history.split()
-            if not items or not target:
-                raise DataFormatError(f"{path}:{line_number}: empty item_id_list or item_id")
-            rows[user][split].append((items, target, f"{path}:{line_number}"))
-    sequences, test_history = {}, {}
-    for user, by_split in rows.items():
-        ordered = by_split["train"][::-1] + by_split["valid"] + by_split["test"]
-        sequence = list(ordered[0][0])
-        for history, target, where in ordered:
-            if sequence[len(sequence) - len(history):] != history:
-                raise DataFormatError(f"{where}: history of user {user} does not continue the rows before it")
-            sequence.append(target)
-        sequences[user] = sequence
-        test_history[user] = len(by_split["test"][-1][0]) if by_split["test"] else 0
-    return sequences, test_history
-
-
-def read_item_fields(folder, name):
-    """``{item token: {field: text}}`` from ``{name}.item``, else from UniSRec's ``{name}.text`` + ``.item2index``.
-
-    UniSRec's single text column counts as the title, as :func:`~adrec_recbole.data.importers.import_unisrec`
-    writes it.
-    """
-    folder = Path(folder)
-    if (folder / f"{name}.item").is_file():
-        return {
-            fields[0]: dict(zip(ITEM_TEXT_FIELDS, fields[1:]))
-            for _, fields in iter_tsv(folder / f"{name}.item", ITEM_HEADER)
-        }
-    asin_to_index = read_index(folder / f"{name}.item2index")
-    return {
-        asin_to_index[asin]: {"title": text, "brand": "", "categories": ""}
-        for _, (asin, text) in iter_tsv(folder / f"{name}.text", UNISREC_TEXT_HEADER)
-        if asin in asin_to_index
-    }
 
 
 def report(folder, meta):
