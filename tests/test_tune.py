@@ -250,7 +250,7 @@ def test_ray_search_runs_parallel_trials_apart_reports_every_epoch_and_survives_
         cwd=ROOT, env=child_env(), capture_output=True, text=True, timeout=180,
     )
     assert reproduce.returncode == 0, reproduce.stderr[-2000:]
-    result = json.loads(next(saved.glob("*.json")).read_text())
+    result = json.loads(next(saved.glob("*/result.json")).read_text())  # in the run's folder
     assert result["best_valid_score"] == pytest.approx(float(finished[0]["valid_ndcg@10"]), abs=1e-9)
 
 
