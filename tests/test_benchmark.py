@@ -1,21 +1,28 @@
-"""The benchmark (python -m adrec_recbole.benchmark) on tiny data: one process per run, records,
-resume, a failing model, mean/std from the records, CSV/Markdown/PNG, labelled anchors; and
-GRU4Rec, BERT4Rec and FDSA (with the title feature) for one epoch on tiny data in both layouts; and the
-training-speed step section (the old training step against the current one) on tiny data."""
+"""The benchmark (python -m adrec_recbole.benchmark) on tiny data: one process per run, two at a time,
+committed records (small, portable, not git-ignored), code versions (redone, never averaged, unless
+--reuse_any_code), a labelled variant as its own row, the paired difference against SASRec, CPU-hours,
+--report_only from the records alone, Ctrl-C and resume, a failing model, mean/std from the records,
+CSV/Markdown/PNG, labelled anchors; and GRU4Rec, BERT4Rec and FDSA (with the title feature) for one epoch
+on tiny data in both layouts; and the training-speed step section (the old training step against the
+current one) on tiny data."""
 import csv
 import json
 import math
 import os
+import shutil
+import signal
 import statistics
 import subprocess
 import sys
+import time
 
 import pytest
 
 from conftest import ROOT, write_canonical_dataset
 
-from adrec_recbole.benchmark import anchors, report
-from adrec_recbole.benchmark.compare import BenchmarkError, Settings, parse_seeds, plan
+from adrec_recbole.benchmark import anchors, records as records_module, report
+from adrec_recbole.benchmark.compare import BenchmarkError, Settings, parse_seeds, parse_variants, plan
+from adrec_recbole.benchmark.records import RECORD_FORMAT, code_paths, is_record_file
 
 QUOTED_TITLE = '"Rock" guitar strings set'  # RecBole's default pandas reading breaks on this line
 TITLES = [
@@ -69,80 +76,164 @@ def workspace(tmp_path_factory):
     return root, config
 
 
+VARIANT_CONFIG = "hidden_dropout_prob: 0.0\nn_layers: 1\n"
+ROWS = ("ADRec", "SASRec", "Pop", "NoSuchModel", "ADRec-small")
+INFORMATIONAL = ("command", "data", "config_files", "variant_files")  # may hold the paths the user typed
+
+
 @pytest.fixture(scope="module")
 def first_and_second(workspace):
-    """ADRec, SASRec, Pop and a model that does not exist, 2 seeds, 1 epoch; then the same command again."""
+    """ADRec, SASRec, Pop, a model that does not exist and a labelled ADRec variant, 2 seeds, 1 epoch,
+    two runs at a time; then the same command again (one at a time)."""
     root, config = workspace
+    variant = root / "variant.yaml"
+    variant.write_text(VARIANT_CONFIG)
     args = ["--dataset", "Bench", "--data_path", str(root / "data"), "--models", "ADRec,SASRec,Pop,NoSuchModel",
-            "--seeds", "2", "--epochs", "1", "--out", str(root / "results"), "--config_files", str(config)]
-    first = run_cli(args, cwd=root)
+            "--variant", f"ADRec-small=ADRec:{variant}", "--seeds", "2", "--epochs", "1",
+            "--out", str(root / "results"), "--config_files", str(config)]
+    first = run_cli(args + ["--jobs", "2"], cwd=root)
     folder = root / "results" / "Bench"
     mtimes = {path.name: path.stat().st_mtime_ns for path in (folder / "runs").glob("*.json")}
     second = run_cli(args, cwd=root)
-    return first, second, folder, mtimes
+    return first, second, folder, mtimes, args
+
+
+def record_paths(folder):
+    return [path for path in sorted((folder / "runs").glob("*.json")) if is_record_file(path)]
 
 
 def records(folder):
     data = {}
-    for path in (folder / "runs").glob("*-seed*.json"):
-        if path.name.endswith(".spec.json"):
-            continue
+    for path in record_paths(folder):
         record = json.loads(path.read_text())
-        data[(record["model"], record["seed"])] = record
+        data[(record["label"], record["seed"])] = record
     return data
 
 
 def test_every_run_is_recorded_in_its_own_process_and_a_failure_does_not_stop_the_others(first_and_second):
-    first, _, folder, _ = first_and_second
+    first, _, folder, _, _ = first_and_second
     assert first.returncode == 1, first.stdout + first.stderr  # 1: some run failed
-    assert "[1/8 | 0:00:00] ADRec seed 2020: running" in first.stdout
-    assert "[8/8 |" in first.stdout and "NoSuchModel seed 2021: FAILED" in first.stdout
+    assert "[1/10 | 0:00:00] ADRec seed 2020: running" in first.stdout
+    assert "[10/10 |" in first.stdout and "NoSuchModel seed 2021: FAILED" in first.stdout
     found = records(folder)
-    assert set(found) == {(model, seed) for model in ("ADRec", "SASRec", "Pop", "NoSuchModel") for seed in (2020, 2021)}
-    for (model, seed), record in found.items():
-        if model == "NoSuchModel":
+    assert set(found) == {(label, seed) for label in ROWS for seed in (2020, 2021)}
+    for (label, seed), record in found.items():
+        assert record["format"] == RECORD_FORMAT and record["code_version"] and record["threads"] == 1
+        if label == "NoSuchModel":
             assert record["status"] == "failed" and "unknown model 'NoSuchModel'" in record["error"]
+            assert len(record["traceback"].splitlines()) <= 6
             continue
         assert record["status"] == "ok", record.get("error")
         result = record["result"]
         assert result["seed"] == seed and result["epochs_run"] == 1
         assert set(result["test_result"]) == {f"{m}@{k}" for m in ("recall", "ndcg", "mrr") for k in (5, 10)}
-        for key in ("best_epoch", "seconds_per_epoch", "test_eval_seconds", "parameters", "peak_rss_mb"):
+        for key in ("best_epoch", "seconds_per_epoch", "test_eval_seconds", "parameters", "peak_rss_mb", "fit_seconds"):
             assert result[key] is not None
-        assert result["peak_rss_mb"] > 50 and result["checkpoint"] is None  # checkpoints removed by default
+        assert result["peak_rss_mb"] > 50 and result["checkpoint_kept"] is False
+    assert not (folder / "runs" / "checkpoints").exists() or not any((folder / "runs" / "checkpoints").iterdir())
     pids = [record["pid"] for record in found.values()]
     assert len(set(pids)) == len(pids) and os.getpid() not in pids  # a fresh process per run
 
 
+def test_records_are_small_portable_and_committed_while_the_rest_is_ignored(first_and_second, workspace):
+    root, _ = workspace
+    _, _, folder, _, _ = first_and_second
+    for path in record_paths(folder):
+        assert path.stat().st_size < 4096, path.name
+        record = json.loads(path.read_text())
+        portable = json.dumps({key: value for key, value in record.items() if key not in INFORMATIONAL})
+        assert str(root) not in portable and str(ROOT) not in portable, path.name  # no machine-local path
+        assert path.name == f"{record['label']}-seed{record['seed']}-{record['fingerprint']}-{record['code_version']}.json"
+    # where these files would be in the repository: results/<Dataset>/runs/...
+    names = [path.relative_to(folder).as_posix() for path in folder.rglob("*") if path.is_file()]
+    assert any(name.endswith(".spec.json") for name in names) and any(name.endswith(".log") for name in names)
+    representative = ["runs/ADRec-seed2020-abc.json", "runs/checkpoints/a.pth", "runs/checkpoints/X/last.pth",
+                      "runs/data/Bench/Bench.item", "runs/benchmark.lock", "runs/.tmp-1-x.json", "runs/x.result.json"]
+    paths = [f"results/Bench/{name}" for name in names + representative]
+    ignored = set(subprocess.run(["git", "check-ignore", "--no-index", "--stdin"], cwd=ROOT, input="\n".join(paths),
+                                 capture_output=True, text=True).stdout.split())
+    for path in paths:
+        parts = path.split("/")  # results, Bench, ...
+        tracked = parts[2] != "runs" or (len(parts) == 4 and is_record_file(parts[3]))  # README.md, *.csv, records
+        assert (path not in ignored) == tracked, path
+    assert any(path.endswith(".json") and path not in ignored for path in paths)
+
+
 def test_runs_csv_and_summary_are_computed_from_the_run_records(first_and_second):
-    _, _, folder, _ = first_and_second
+    _, _, folder, _, _ = first_and_second
     found = records(folder)
     runs = read_csv(folder / "runs.csv")
-    assert [(row["model"], int(row["seed"])) for row in runs] == [
-        (model, seed) for seed in (2020, 2021) for model in ("ADRec", "SASRec", "Pop", "NoSuchModel")]
-    summary = {row["model"]: row for row in read_csv(folder / "summary.csv")}
-    assert list(summary) == ["ADRec", "SASRec", "Pop", "NoSuchModel"]
-    for model in ("ADRec", "SASRec", "Pop"):
-        assert (summary[model]["runs_ok"], summary[model]["runs_failed"]) == ("2", "0")
+    assert [(row["label"], int(row["seed"])) for row in runs] == [
+        (label, seed) for label in ("ADRec", "ADRec-small", "SASRec", "Pop", "NoSuchModel") for seed in (2020, 2021)]
+    summary = {row["label"]: row for row in read_csv(folder / "summary.csv")}
+    assert list(summary) == ["ADRec", "ADRec-small", "SASRec", "Pop", "NoSuchModel"]
+    for label in ("ADRec", "ADRec-small", "SASRec", "Pop"):
+        assert (summary[label]["runs_ok"], summary[label]["runs_failed"]) == ("2", "0")
+        assert summary[label]["code_version"] == found[(label, 2020)]["code_version"]
         for metric in ("recall@10", "ndcg@10", "mrr@10", "ndcg@5"):
-            values = [found[(model, seed)]["result"]["test_result"][metric] for seed in (2020, 2021)]
-            assert float(summary[model][f"{metric}_mean"]) == pytest.approx(statistics.fmean(values))
-            assert float(summary[model][f"{metric}_std"]) == pytest.approx(statistics.stdev(values))
-        epochs = [found[(model, seed)]["result"]["seconds_per_epoch"] for seed in (2020, 2021)]
-        assert float(summary[model]["seconds_per_epoch_mean"]) == pytest.approx(statistics.fmean(epochs))
+            values = [found[(label, seed)]["result"]["test_result"][metric] for seed in (2020, 2021)]
+            assert float(summary[label][f"{metric}_mean"]) == pytest.approx(statistics.fmean(values))
+            assert float(summary[label][f"{metric}_std"]) == pytest.approx(statistics.stdev(values))
+        epochs = [found[(label, seed)]["result"]["seconds_per_epoch"] for seed in (2020, 2021)]
+        assert float(summary[label]["seconds_per_epoch_mean"]) == pytest.approx(statistics.fmean(epochs))
+        cpu = sum((found[(label, seed)]["result"]["fit_seconds"] + found[(label, seed)]["result"]["test_eval_seconds"])
+                  * found[(label, seed)]["threads"] for seed in (2020, 2021)) / 3600
+        assert float(summary[label]["cpu_hours"]) == pytest.approx(cpu, abs=1e-4)
     assert (summary["NoSuchModel"]["runs_ok"], summary["NoSuchModel"]["runs_failed"]) == ("0", "2")
     assert summary["NoSuchModel"]["ndcg@10_mean"] == ""
+    cost = {row["scope"]: row for row in read_csv(folder / "cost.csv")}
+    total = sum(record["process_seconds"] for record in found.values()) / 3600
+    assert float(cost["all"]["wall_hours"]) == pytest.approx(total, abs=1e-4) and cost["all"]["records"] == "10"
 
 
-def test_markdown_table_and_chart(first_and_second):
-    _, _, folder, _ = first_and_second
+def test_a_variant_is_its_own_row_with_its_own_files_and_label(first_and_second):
+    _, _, folder, _, _ = first_and_second
+    found = records(folder)
+    variant, plain = found[("ADRec-small", 2020)], found[("ADRec", 2020)]
+    assert variant["model"] == "ADRec" and variant["variant_files"][0].endswith("variant.yaml")
+    assert variant["fingerprint"] != plain["fingerprint"] and variant["settings_key"] != plain["settings_key"]
+    assert variant["code_version"] == plain["code_version"] and variant["protocol"] == plain["protocol"]
+    log = next((folder / "runs").glob("ADRec-small-seed2020-*.log")).read_text()
+    assert "hidden_dropout_prob = 0.0" in log and "n_layers = 1" in log  # the variant's yaml was read
+    text = (folder / "README.md").read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| ADRec-small |"))
+    values = [found[("ADRec-small", seed)]["result"]["test_result"]["ndcg@10"] for seed in (2020, 2021)]
+    assert f"{statistics.fmean(values):.4f} ± {statistics.stdev(values):.4f}" in row
+
+
+def test_paired_difference_against_sasrec_matches_a_hand_computation(first_and_second):
+    _, _, folder, _, _ = first_and_second
+    found = records(folder)
+    by_hand = {seed: found[("ADRec", seed)]["result"]["test_result"]["ndcg@10"]
+               - found[("SASRec", seed)]["result"]["test_result"]["ndcg@10"] for seed in (2020, 2021)}
+    mean = (by_hand[2020] + by_hand[2021]) / 2
+    paired = {(row["label"], row["metric"]): row for row in read_csv(folder / "paired.csv")}
+    row = paired[("ADRec", "ndcg@10")]
+    assert row["seeds"] == "2020 2021" and row["SASRec_code_version"] == found[("SASRec", 2020)]["code_version"]
+    assert float(row["mean_difference"]) == pytest.approx(mean, abs=1e-9)
+    assert float(row["diff_seed2020"]) == pytest.approx(by_hand[2020], abs=1e-9)
+    assert float(row["diff_seed2021"]) == pytest.approx(by_hand[2021], abs=1e-9)
+    assert not any(label == "SASRec" for label, _ in paired) and not any(label == "NoSuchModel" for label, _ in paired)
+    summary = {line["label"]: line for line in read_csv(folder / "summary.csv")}
+    assert float(summary["ADRec"]["vs_SASRec_ndcg@10_mean"]) == pytest.approx(mean, abs=1e-9)
+    text = (folder / "README.md").read_text()
+    section = text.split("## Paired difference against SASRec")[1].split("\n## ")[0]
+    line = next(line for line in section.splitlines() if line.startswith("| ADRec |"))
+    assert f"{mean:+.4f} [{by_hand[2020]:+.4f}, {by_hand[2021]:+.4f}]" in line
+
+
+def test_markdown_table_cost_and_chart(first_and_second):
+    _, _, folder, _, _ = first_and_second
     found = records(folder)
     text = (folder / "README.md").read_text()
     values = [found[("SASRec", seed)]["result"]["test_result"]["ndcg@10"] for seed in (2020, 2021)]
     expected = f"{statistics.fmean(values):.4f} ± {statistics.stdev(values):.4f}"
     sasrec_row = next(line for line in text.splitlines() if line.startswith("| SASRec |"))
-    assert "| 2/2 |" in sasrec_row and expected in sasrec_row
-    assert "| NoSuchModel | 0/2 |" in text and "## Failed runs" in text
+    assert f"| `{found[('SASRec', 2020)]['code_version']}` |" in sasrec_row and "| 2020, 2021 |" in sasrec_row
+    assert expected in sasrec_row
+    assert "| NoSuchModel |" in text and "— (2 failed)" in text and "## Failed runs" in text
+    assert "## Compute spent" in text and "CPU-hours" in text
+    assert "`--epochs 1` (quick look)" in text
     assert "![metrics and cost](chart.png)" in text
     assert "No published numbers for Bench" in text
     png = (folder / "chart.png").read_bytes()
@@ -150,57 +241,226 @@ def test_markdown_table_and_chart(first_and_second):
 
 
 def test_second_invocation_skips_finished_runs_and_retries_failed_ones(first_and_second):
-    _, second, folder, mtimes = first_and_second
-    assert second.stdout.count("finished before, skipped") == 6
-    assert "0 run, 6 skipped, 2 failed" in second.stdout
-    for path in (folder / "runs").glob("*-seed*.json"):
-        if path.name.startswith("NoSuchModel") or path.name.endswith(".spec.json"):
+    _, second, folder, mtimes, _ = first_and_second
+    assert second.stdout.count("finished before, skipped") == 8
+    assert "0 run, 8 skipped, 2 failed" in second.stdout
+    for path in record_paths(folder):
+        if path.name.startswith("NoSuchModel"):
             continue
         assert path.stat().st_mtime_ns == mtimes[path.name], f"{path.name} was rewritten"
 
 
+def test_two_jobs_run_at_once(first_and_second):
+    first, _, folder, _, _ = first_and_second
+    lines = first.stdout.splitlines()
+    second_started = next(i for i, line in enumerate(lines) if line.startswith("[2/10 ") and line.endswith(")")
+                          and ": running" in line)
+    first_ended = min(i for i, line in enumerate(lines) if ": ok in " in line or ": FAILED in " in line)
+    assert second_started < first_ended  # the second run started before any run ended
+    assert "2 at a time with 1 thread(s) each" in first.stdout
+    found = records(folder)
+    assert found[("ADRec", 2020)]["status"] == found[("SASRec", 2020)]["status"] == "ok"
+
+
+def test_report_only_rebuilds_the_same_tables_from_the_records_alone(first_and_second, tmp_path):
+    _, _, folder, _, _ = first_and_second
+    clone = tmp_path / "clone" / "Bench"
+    (clone / "runs").mkdir(parents=True)
+    for path in record_paths(folder):  # what a fresh clone has: the committed records, no data, no logs
+        shutil.copy(path, clone / "runs" / path.name)
+    done = run_cli(["--dataset", "Bench", "--out", str(tmp_path / "clone"), "--report_only"], cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    for name in ("README.md", "runs.csv", "summary.csv", "paired.csv", "cost.csv", "anchors.csv"):
+        assert (clone / name).read_text() == (folder / name).read_text(), name
+    assert (clone / "chart.png").is_file()
+
+
+def test_records_of_another_code_version_are_redone_and_never_averaged_unless_reused(first_and_second, tmp_path):
+    _, _, folder, _, args = first_and_second
+    copy = tmp_path / "results" / "Bench"
+    (copy / "runs").mkdir(parents=True)
+    for path in record_paths(folder):
+        shutil.copy(path, copy / "runs" / path.name)
+    args = [arg if arg != str(folder.parent) else str(copy.parent) for arg in args]
+    args[args.index("--models") + 1] = "Pop"
+    args = args[:args.index("--variant")] + args[args.index("--variant") + 2:]
+
+    def age(seed, score):
+        """Make Pop's record of ``seed`` one of an older code version, with a score of its own."""
+        path = next((copy / "runs").glob(f"Pop-seed{seed}-*.json"))
+        record = json.loads(path.read_text())
+        record["code_version"] = "0123456789"
+        record["result"]["test_result"]["ndcg@10"] = score
+        path.unlink()
+        (copy / "runs" / path.name.replace(f"-{record['fingerprint']}-{current}", f"-{record['fingerprint']}-0123456789")
+         ).write_text(json.dumps(record))
+        return record
+
+    current = records(folder)[("Pop", 2020)]["code_version"]
+    age(2020, 0.999)
+    done = run_cli(args, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Pop seed 2020: running" in done.stdout and "Pop seed 2021: finished before, skipped" in done.stdout
+    lines = [line for line in read_csv(copy / "summary.csv") if line["label"] == "Pop"]
+    assert [(line["code_version"], line["runs_ok"]) for line in lines] == [(current, "2"), ("0123456789", "1")]
+    assert float(lines[1]["ndcg@10_mean"]) == 0.999 and float(lines[0]["ndcg@10_mean"]) < 0.99  # not averaged
+    ours = [json.loads(path.read_text())["result"]["test_result"]["ndcg@10"]
+            for path in (copy / "runs").glob(f"Pop-seed*-{current}.json")]
+    assert float(lines[0]["ndcg@10_mean"]) == pytest.approx(statistics.fmean(ours))
+    text = (copy / "README.md").read_text()
+    assert "| Pop | `0123456789` |" in text and f"| Pop | `{current}` |" in text
+
+    age(2021, 0.5)  # now seed 2021's only record is of the older code: --reuse_any_code keeps it
+    done = run_cli(args + ["--reuse_any_code"], cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Pop seed 2021: finished before with code 0123456789 (--reuse_any_code), skipped" in done.stdout
+    assert "0 run, 2 skipped" in done.stdout
+
+
+def test_ctrl_c_stops_every_worker_and_the_same_command_resumes(workspace, tmp_path):
+    root, config = workspace
+    args = ["--dataset", "Bench", "--data_path", str(root / "data"), "--models", "SASRec", "--seeds", "2",
+            "--epochs", "30", "--out", str(tmp_path / "results"), "--config_files", str(config), "--jobs", "2"]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    process = subprocess.Popen([sys.executable, "-m", "adrec_recbole.benchmark", *args], cwd=tmp_path, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    runs = tmp_path / "results" / "Bench" / "runs"
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline and process.poll() is None:
+            logs = list(runs.glob("*.log")) if runs.is_dir() else []
+            if len(logs) == 2 and all("epoch 1 training" in log.read_text() for log in logs):
+                break
+            time.sleep(0.2)
+        assert process.poll() is None, "the runs ended before they could be interrupted"
+        os.killpg(process.pid, signal.SIGINT)  # Ctrl-C in a terminal reaches the whole process group
+        output, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 130, output
+    assert "interrupted after" in output and "run the same command again" in output
+    with pytest.raises(ProcessLookupError):
+        os.killpg(process.pid, 0)  # no worker left in the benchmark's process group
+    assert not (runs / "benchmark.lock").exists() and not record_paths(runs.parent)
+    assert len(list(runs.glob("checkpoints/*/*/last.pth"))) == 2  # resumable state
+    done = run_cli(args, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    found = records(runs.parent)
+    assert all(record["result"]["resumed_at_epoch"] >= 1 for record in found.values()), found
+
+
 def test_anchors_are_labelled_with_their_preprocessing_and_kept_out_of_our_table(tmp_path):
     rows = anchors.anchors_for("Scientific")
-    assert {row["source"] for row in rows} == {anchors.RECFORMER, anchors.UNISREC}
+    assert {row["source"] for row in rows} == {anchors.RECFORMER, anchors.UNISREC, anchors.VQREC}
     for row in rows:
         assert row["label"].startswith("published, ") and row["label"].endswith("— not our run")
     recformer_sasrec = next(row for row in rows if row["source"] == anchors.RECFORMER and row["model"] == "SASRec")
     assert (recformer_sasrec["ndcg@10"], recformer_sasrec["recall@10"], recformer_sasrec["mrr"]) == (.0797, .1305, .0696)
     assert "published, Recformer preprocessing — not our run" == recformer_sasrec["label"]
+    vqrec = next(row for row in rows if row["source"] == anchors.VQREC)
+    assert vqrec["label"] == "published, UniSRec's files — not our run" and vqrec["model"] == "VQ-Rec"
+    assert (vqrec["recall@10"], vqrec["ndcg@10"], vqrec["recall@50"], vqrec["ndcg@50"]) == (.1211, .0643, .2369, .0897)
     assert anchors.anchors_for("games")[0]["model"] == "SASRec" and anchors.anchors_for("Tiny") == []
 
-    settings = Settings(dataset="Scientific", models=["SASRec"], seeds=[2020], out=str(tmp_path))
-    paths = report.write_report(settings, plan(settings, tmp_path / "data"), tmp_path / "data")
+    paths = report.write_report(tmp_path / "Scientific", "Scientific")  # no records yet
     text = paths["markdown"].read_text()
     ours, published = text.split("## Published anchors — not our runs")
-    assert "0.0797" not in ours and "| SASRec | 0/1 | — |" in ours
-    assert "| published, Recformer preprocessing — not our run | Recformer (KDD 2023) | SASRec | 0.1305 | 0.0797 | 0.0696 |" in published
+    assert "0.0797" not in ours and "0.2369" not in ours and "0 run records" in ours
+    assert ("| published, Recformer preprocessing — not our run | Recformer (KDD 2023) | SASRec | 0.1305 | 0.0797 "
+            "| — | — | 0.0696 |") in published
     assert "| published, UniSRec preprocessing (the one of ../shared/datasets/Scientific) — not our run |" in published
+    assert "| published, UniSRec's files — not our run | VQ-Rec (WWW 2023) | VQ-Rec | 0.1211 | 0.0643 | 0.2369 | 0.0897 | — |" in published
     assert "IS UniSRec's preprocessing" in published
     assert len(read_csv(paths["anchors"])) == len(rows)
-    assert read_csv(paths["summary"])[0]["runs_ok"] == "0"
 
 
-def test_seeds_settings_and_fingerprints(tmp_path):
+def test_seeds_variants_and_fingerprints(tmp_path):
     assert parse_seeds("3") == [2020, 2021, 2022] and parse_seeds("2020,2025") == [2020, 2025]
     with pytest.raises(BenchmarkError):
         parse_seeds("x")
+    variants = parse_variants(["A-paper=ADRec:a.yaml,b.yaml", "B=SASRec:c.yaml; C=Pop:d.yaml e.yaml"])
+    assert [(v.label, v.model, v.config_files) for v in variants.values()] == [
+        ("A-paper", "ADRec", ["a.yaml", "b.yaml"]), ("B", "SASRec", ["c.yaml"]), ("C", "Pop", ["d.yaml", "e.yaml"])]
+    for bad in ("ADRec:a.yaml", "X=ADRec", "ADRec=ADRec:a.yaml", "SASRec=ADRec:a.yaml", "a/b=ADRec:a.yaml",
+                "X-seed1=ADRec:a.yaml"):
+        with pytest.raises(BenchmarkError):
+            parse_variants([bad])
+    write_canonical_dataset(tmp_path / "data", "Bench", sequences(), TITLES)
+    data = tmp_path / "data"
     base = Settings(dataset="Bench", models=["SASRec", "Pop"], seeds=[2020, 2021], out=str(tmp_path))
-    runs = plan(base, tmp_path)
-    assert [(run.model, run.seed) for run in runs] == [("SASRec", 2020), ("Pop", 2020), ("SASRec", 2021), ("Pop", 2021)]
-    quick = plan(Settings(dataset="Bench", models=["SASRec", "Pop"], seeds=[2020, 2021], out=str(tmp_path), epochs=1), tmp_path)
+    runs = plan(base, data)
+    assert [(run.label, run.seed) for run in runs] == [("SASRec", 2020), ("Pop", 2020), ("SASRec", 2021), ("Pop", 2021)]
+    assert runs[0].settings_key == runs[2].settings_key != runs[1].settings_key  # seeds share a line
+    assert len({run.protocol for run in runs}) == 1
+    quick = plan(Settings(dataset="Bench", models=["SASRec", "Pop"], seeds=[2020, 2021], out=str(tmp_path), epochs=1), data)
     assert not {run.record_path for run in runs} & {run.record_path for run in quick}  # quick looks kept apart
+    moved = tmp_path / "elsewhere"
+    shutil.copytree(data, moved)  # the same data at another path (another machine): the same runs
+    assert [run.record_path for run in plan(base, moved)] == [run.record_path for run in runs]
+    with open(moved / "Bench" / "Bench.test.inter", "a") as handle:
+        handle.write("0\t1 2\t3\n")
+    assert plan(base, moved)[0].fingerprint != runs[0].fingerprint  # other data content: other runs
     extra = tmp_path / "extra.yaml"
-    extra.write_text("# a comment\nhidden_size: 32\n")
-    with_extra = plan(Settings(dataset="Bench", models=["SASRec"], seeds=[2020], out=str(tmp_path),
-                               config_files=[str(extra)]), tmp_path)[0]
-    extra.write_text("hidden_size: 32  # same value, other comment\n")
-    same = plan(Settings(dataset="Bench", models=["SASRec"], seeds=[2020], out=str(tmp_path),
-                         config_files=[str(extra)]), tmp_path)[0]
-    extra.write_text("hidden_size: 16\n")
-    changed = plan(Settings(dataset="Bench", models=["SASRec"], seeds=[2020], out=str(tmp_path),
-                            config_files=[str(extra)]), tmp_path)[0]
+
+    def first_run(text, **kwargs):
+        extra.write_text(text)
+        return plan(Settings(dataset="Bench", models=["SASRec"], seeds=[2020], out=str(tmp_path),
+                             config_files=[str(extra)], **kwargs), data)[0]
+
+    with_extra = first_run("# a comment\nhidden_size: 32\nplm_cache_dir: /here\n")
+    same = first_run("hidden_size: 32  # same value, other comment\nplm_cache_dir: /somewhere/else\n")
+    changed = first_run("hidden_size: 16\n")
     assert with_extra.fingerprint == same.fingerprint != changed.fingerprint
+    variant = plan(Settings(dataset="Bench", models=["SASRec"], seeds=[2020], out=str(tmp_path),
+                            variants=parse_variants([f"SASRec-x=SASRec:{extra}"])), data)
+    assert [run.label for run in variant] == ["SASRec", "SASRec-x"] and variant[1].model == "SASRec"
+    assert variant[1].variant_files == [str(extra)] and variant[1].fingerprint != variant[0].fingerprint
+    assert variant[1].record_path.name.startswith("SASRec-x-seed2020-")
+
+
+def test_code_version_follows_each_models_own_code(tmp_path, monkeypatch):
+    def covered(model):
+        return set(subprocess.run(["git", "ls-files", "--", *code_paths(model)], cwd=ROOT, capture_output=True,
+                                  text=True).stdout.split())
+
+    adrec, sasrec = covered("ADRec"), covered("SASRec")
+    for path in ("adrec_recbole/quick_start.py", "adrec_recbole/run_folder.py", "adrec_recbole/data/layout.py",
+                 "properties/overall.yaml"):
+        assert path in adrec and path in sasrec
+    assert "adrec_recbole/model.py" in adrec and "adrec_recbole/model.py" not in sasrec
+    assert "properties/model/ADRec.yaml" in adrec and "properties/model/ADRec.yaml" not in sasrec
+    assert "properties/model/SASRec.yaml" in sasrec and "properties/model/SASRec.yaml" not in adrec
+    assert not any(path.startswith("adrec_recbole/benchmark/") for path in adrec | sasrec)
+    assert "adrec_recbole/tune.py" not in adrec
+
+    repo = tmp_path / "repo"
+    (repo / "a").mkdir(parents=True)
+    (repo / "b").mkdir()
+
+    def git(*args):
+        return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=repo, check=True,
+                              capture_output=True, text=True).stdout.strip()
+
+    git("init", "-q")
+    (repo / "a" / "x.py").write_text("1\n")
+    (repo / "b" / "y.py").write_text("1\n")
+    git("add", ".")
+    git("commit", "-q", "-m", "one")
+    first = git("rev-parse", "HEAD")
+    monkeypatch.setattr(records_module, "PROJECT_ROOT", str(repo))
+    assert records_module.git_version(["a/"]) == first[:10]
+    (repo / "b" / "y.py").write_text("2\n")
+    git("commit", "-q", "-am", "b only")
+    assert records_module.git_version(["a/"]) == first[:10]  # a commit elsewhere does not change a/'s version
+    (repo / "a" / "x.py").write_text("2\n")
+    dirty = records_module.git_version(["a/"])
+    assert dirty.startswith(first[:10] + "+dirty-")
+    (repo / "a" / "x.py").write_text("3\n")
+    assert records_module.git_version(["a/"]) not in (dirty, first[:10])  # other uncommitted changes, other version
+    monkeypatch.setattr(records_module, "PROJECT_ROOT", str(tmp_path))  # not a git checkout
+    assert records_module.git_version(["a/"]) is None
 
 
 def test_recbole_reads_item_text_unquoted_as_adrec_does(workspace):
@@ -260,7 +520,8 @@ def test_gru4rec_bert4rec_and_fdsa_train_on_tiny_data_in_unisrec_layout(tmp_path
     for record in found.values():
         assert record["status"] == "ok", record.get("error")
         assert record["result"]["epochs_run"] == 1
-        assert record["settings"]["data_path"].endswith(os.path.join("runs", "data"))
+        assert record["data"]["path"].endswith(os.path.join("runs", "data", "Uni"))
+        assert record["data"]["source"].endswith(os.path.join("data", "Uni"))
     fdsa_log = next((tmp_path / "results" / "Uni" / "runs").glob("FDSA-*.log")).read_text()
     assert "selected_features = ['title', 'brand', 'categories']" in fdsa_log
     assert found[("FDSA", 2020)]["result"]["parameters"] > found[("GRU4Rec", 2020)]["result"]["parameters"]

@@ -1,29 +1,61 @@
-"""The benchmark's report, rebuilt from the run records alone.
+"""The benchmark's report, rebuilt from the run records alone (``runs/*.json``, committed).
+
+Nothing but the records goes in: no data, no checkout-specific state, no clock, so
+``python -m adrec_recbole.benchmark --dataset D --out results/ --report_only`` on a fresh clone
+writes the same tables as the machine that ran the last run. Every record in the folder
+counts, whichever invocation or machine wrote it.
+
+ROWS. Records are grouped by (row label, code version, settings key)
+(:mod:`adrec_recbole.benchmark.records`): the seeds of one configuration of one row under one
+code version. Records of different code versions, or of different settings (e.g. an
+``--epochs 1`` quick look), are never averaged together; they are separate lines of the table,
+which shows the code version and settings key of each. Order: ADRec, SASRec, GRU4Rec, BERT4Rec,
+FDSA, Pop, other models alphabetically; each model's variants after it; newest code first.
+
+PAIRED DIFFERENCE AGAINST SASRec. For each row other than SASRec: row minus SASRec on every
+seed both have finished, then the mean (and sample std) of these differences. The SASRec line
+it is paired with has the same PROTOCOL key (dataset, data content, ``--epochs``, the yaml all
+rows share) and the same RUN-PATH code version (the code every model runs through), so both
+sides ran the same pipeline on the same data; if several qualify (SASRec's own yaml changed),
+the one with the most common seeds, then the newest. Rows without such a SASRec line have no
+paired difference.
+
+COST. CPU-hours = sum over finished runs of (fit seconds + test evaluation seconds) x torch
+threads (fit seconds add up over the sessions of a resumed run); wall hours = sum of the worker
+processes' wall time over all records, failed ones included (a resumed run counts its last
+session only).
 
 Written to ``{out}/{dataset}/``:
 
-* ``runs.csv`` — one row per planned run (model, seed): status, test metrics, best epoch,
-  epochs run, s/epoch, test evaluation time, peak RSS, parameters, error;
-* ``summary.csv`` — one row per model: runs finished/failed, then ``{metric}_mean`` and
+* ``runs.csv`` — one row per record: row label, model, seed, status, code version, settings key,
+  test metrics, best epoch, epochs run, s/epoch, test evaluation time, peak RSS, parameters,
+  threads, CPU-hours, the worker process's wall seconds, error;
+* ``summary.csv`` — one row per table line: runs finished/failed, seeds, ``{metric}_mean`` and
   ``{metric}_std`` of every test metric and cost column over the finished seeds (std is the
-  sample standard deviation, ddof=1; empty with fewer than two finished runs);
+  sample standard deviation, ddof=1; empty with fewer than two finished runs), CPU-hours, wall
+  hours, and the paired difference against SASRec (``vs_SASRec_{metric}_mean``, its seeds and
+  SASRec's code version);
+* ``paired.csv`` — one row per (table line, metric): mean and std of the paired difference
+  against SASRec and the difference on each seed (``diff_seed{N}``);
+* ``cost.csv`` — CPU-hours and wall hours per row label and in all;
 * ``anchors.csv`` — the published numbers of :mod:`adrec_recbole.benchmark.anchors`, each row
-  labelled with its paper and preprocessing (never merged into the two files above);
-* ``README.md`` — the tables in Markdown: our runs, failures, then the published anchors in a
-  separate, labelled table;
+  labelled with its paper and preprocessing (never merged into the files above);
+* ``README.md`` — the tables in Markdown: our runs, the paired differences, cost, failures, then
+  the published anchors in a separate, labelled table;
 * ``chart.png`` — left: test metrics, mean over seeds with ±std error bars; right: cost
   (s/epoch and peak RSS). Our runs only.
 """
 import csv
 import math
-import os
 import statistics
-import time
 from pathlib import Path
 
+from adrec_recbole.atomic import _replace_with
 from adrec_recbole.benchmark import anchors
-from adrec_recbole.benchmark.records import read_json
+from adrec_recbole.benchmark.records import load_records
 
+REFERENCE = "SASRec"
+MODEL_ORDER = ("ADRec", "SASRec", "GRU4Rec", "BERT4Rec", "FDSA", "Pop")
 METRIC_ORDER = ("recall", "ndcg", "mrr", "hit", "precision", "map")
 COST_COLUMNS = ("best_epoch", "epochs_run", "seconds_per_epoch", "fit_seconds", "test_eval_seconds",
                 "peak_rss_mb", "parameters")
@@ -48,25 +80,44 @@ def metric_title(name):
     return f"{pretty}@{cutoff}" if cutoff else pretty
 
 
-def run_rows(planned_runs):
-    """One dict per planned run, from its record (``status: missing`` when it has none yet)."""
+def code_of(record):
+    return record.get("code_version") or "nogit"
+
+
+def cpu_hours(record):
+    """(fit + test evaluation seconds) x threads of a finished run, in hours; 0 for a failed one."""
+    result = record.get("result") or {}
+    if record.get("status") != "ok":
+        return 0.0
+    seconds = (result.get("fit_seconds") or 0.0) + (result.get("test_eval_seconds") or 0.0)
+    return seconds * int(record.get("threads") or 1) / 3600
+
+
+def run_rows(records):
+    """One dict per record (any order; :func:`group_entries` orders them)."""
     rows = []
-    for planned in planned_runs:
-        record = read_json(planned.record_path) or {}
+    for record in records:
         result = record.get("result") or {}
         row = {
-            "model": planned.model, "seed": planned.seed, "status": record.get("status", "missing"),
-            "fingerprint": planned.fingerprint,
+            "label": record.get("label") or record.get("model"), "model": record.get("model"),
+            "seed": record.get("seed"), "status": record.get("status"), "code_version": code_of(record),
+            "settings_key": record.get("settings_key"), "fingerprint": record.get("fingerprint"),
+            "protocol": record.get("protocol"), "run_path_version": record.get("run_path_version") or "nogit",
+            "epochs": record.get("epochs"),
         }
         for metric, value in (result.get("test_result") or {}).items():
             row[f"test_{metric}"] = value
         for column in COST_COLUMNS:
             row[column] = result.get(column)
+        row["resumed_at_epoch"] = result.get("resumed_at_epoch")
         row["threads"] = record.get("threads")
-        row["wall_seconds"] = record.get("wall_seconds")
-        row["git_commit"] = record.get("git_commit")
+        row["cpu_hours"] = round(cpu_hours(record), 4)
+        row["process_seconds"] = record.get("process_seconds", record.get("wall_seconds"))
+        row["finished"] = record.get("finished")
+        row["config_files"] = " ".join(record.get("config_files") or [])
+        row["variant_files"] = " ".join(record.get("variant_files") or [])
         row["error"] = record.get("error")
-        row["record"] = planned.record_path.name
+        row["record"] = record.get("_file")
         rows.append(row)
     return rows
 
@@ -92,35 +143,161 @@ def _is_nan(value):
     return isinstance(value, float) and math.isnan(value)
 
 
-def summary_rows(rows, models):
-    """One dict per model (in ``models`` order): counts, then mean and std of every metric and cost."""
+def _group_order(entry):
+    model = entry["model"] or ""
+    rank = MODEL_ORDER.index(model) if model in MODEL_ORDER else len(MODEL_ORDER)
+    return (rank, model, entry["label"] != model, entry["label"])
+
+
+def group_entries(rows):
+    """Table lines: ``{'label', 'model', 'code_version', 'settings_key', ..., 'rows': [rows by seed]}``
+    in report order (see the module docstring); ``rows`` get sorted the same way."""
+    groups = {}
+    for row in rows:
+        key = (row["label"], row["code_version"], row["settings_key"])
+        entry = groups.setdefault(key, {
+            "label": row["label"], "model": row["model"], "code_version": row["code_version"],
+            "settings_key": row["settings_key"], "protocol": row["protocol"],
+            "run_path_version": row["run_path_version"], "epochs": row["epochs"],
+            "config_files": row["config_files"], "variant_files": row["variant_files"], "rows": [],
+        })
+        entry["rows"].append(row)
+    entries = list(groups.values())
+    for entry in entries:
+        entry["rows"].sort(key=lambda row: (row["seed"] if isinstance(row["seed"], int) else 0, row["record"] or ""))
+        entry["latest"] = max((row["finished"] or "" for row in entry["rows"]), default="")
+    entries.sort(key=lambda entry: (entry["latest"], entry["code_version"], entry["settings_key"] or ""), reverse=True)
+    entries.sort(key=_group_order)
+    rows[:] = [row for entry in entries for row in entry["rows"]]
+    return entries
+
+
+def _ok_by_seed(entry):
+    return {row["seed"]: row for row in entry["rows"] if row["status"] == "ok"}
+
+
+def reference_for(entry, entries):
+    """The SASRec line ``entry`` is paired with (module docstring), or None."""
+    if entry["label"] == REFERENCE:
+        return None
+    mine = _ok_by_seed(entry)
+    candidates = [
+        other for other in entries
+        if other["label"] == REFERENCE and other["model"] == REFERENCE and other["protocol"] == entry["protocol"]
+        and other["run_path_version"] == entry["run_path_version"] and set(_ok_by_seed(other)) & set(mine)
+    ]
+    return max(candidates, key=lambda other: (len(set(_ok_by_seed(other)) & set(mine)), other["latest"]), default=None)
+
+
+def paired_difference(entry, reference, metric):
+    """``(seeds, differences by seed, mean, std)`` of ``entry`` minus ``reference`` on common seeds."""
+    mine, theirs = _ok_by_seed(entry), _ok_by_seed(reference)
+    seeds = sorted(seed for seed in set(mine) & set(theirs)
+                   if mine[seed].get(f"test_{metric}") is not None and theirs[seed].get(f"test_{metric}") is not None)
+    differences = {seed: round(mine[seed][f"test_{metric}"] - theirs[seed][f"test_{metric}"], 8) for seed in seeds}
+    mean, std = mean_std(differences.values())
+    return seeds, differences, _round(mean), _round(std)
+
+
+def _round(value, digits=8):
+    return None if value is None else round(value, digits)
+
+
+def summary_rows(rows, entries=None):
+    """One dict per table line: counts, mean and std of every metric and cost, CPU-hours, the paired
+    difference against SASRec. ``entries`` from :func:`group_entries` (computed if not given)."""
+    entries = group_entries(rows) if entries is None else entries
     metrics = test_metrics(rows)
     summary = []
-    for model in models:
-        mine = [row for row in rows if row["model"] == model]
-        ok = [row for row in mine if row["status"] == "ok"]
-        entry = {
-            "model": model, "runs_ok": len(ok), "runs_failed": sum(row["status"] == "failed" for row in mine),
-            "runs_planned": len(mine), "seeds": " ".join(str(row["seed"]) for row in ok),
+    for entry in entries:
+        ok = [row for row in entry["rows"] if row["status"] == "ok"]
+        line = {
+            "label": entry["label"], "model": entry["model"], "code_version": entry["code_version"],
+            "settings_key": entry["settings_key"], "epochs": entry["epochs"], "config_files": entry["config_files"],
+            "variant_files": entry["variant_files"], "protocol": entry["protocol"],
+            "run_path_version": entry["run_path_version"], "runs_ok": len(ok),
+            "runs_failed": sum(row["status"] != "ok" for row in entry["rows"]),
+            "seeds": " ".join(str(row["seed"]) for row in ok),
         }
         for metric in metrics:
-            entry[f"{metric}_mean"], entry[f"{metric}_std"] = mean_std(row.get(f"test_{metric}") for row in ok)
+            line[f"{metric}_mean"], line[f"{metric}_std"] = mean_std(row.get(f"test_{metric}") for row in ok)
         for column in COST_COLUMNS:
-            entry[f"{column}_mean"], entry[f"{column}_std"] = mean_std(row.get(column) for row in ok)
-        summary.append(entry)
+            line[f"{column}_mean"], line[f"{column}_std"] = mean_std(row.get(column) for row in ok)
+        line["threads"] = " ".join(str(value) for value in sorted({row["threads"] for row in ok if row["threads"]}))
+        line["cpu_hours"] = round(sum(row["cpu_hours"] for row in entry["rows"]), 4)
+        line["wall_hours"] = round(sum(row["process_seconds"] or 0.0 for row in entry["rows"]) / 3600, 4)
+        reference = reference_for(entry, entries)
+        line[f"{REFERENCE}_code_version"] = reference["code_version"] if reference else None
+        line[f"{REFERENCE}_settings_key"] = reference["settings_key"] if reference else None
+        seeds = []
+        for metric in metrics:
+            if reference:
+                seeds, _, mean, _ = paired_difference(entry, reference, metric)
+            else:
+                mean = None
+            line[f"vs_{REFERENCE}_{metric}_mean"] = mean
+        line["paired_seeds"] = " ".join(map(str, seeds)) if reference else ""
+        summary.append(line)
     return summary
 
 
+def paired_rows(rows, entries):
+    """One dict per (table line paired with SASRec, metric): mean, std and per-seed differences."""
+    paired = []
+    for entry in entries:
+        reference = reference_for(entry, entries)
+        if reference is None:
+            continue
+        for metric in test_metrics(rows):
+            seeds, differences, mean, std = paired_difference(entry, reference, metric)
+            line = {
+                "label": entry["label"], "code_version": entry["code_version"], "settings_key": entry["settings_key"],
+                f"{REFERENCE}_code_version": reference["code_version"],
+                f"{REFERENCE}_settings_key": reference["settings_key"], "metric": metric,
+                "seeds": " ".join(map(str, seeds)), "mean_difference": mean, "std_difference": std,
+            }
+            for seed in seeds:
+                line[f"diff_seed{seed}"] = differences[seed]
+            paired.append(line)
+    return paired
+
+
+def cost_rows(rows, entries):
+    """CPU-hours and wall hours per row label (all its lines) and in all."""
+    lines = []
+    labels = list(dict.fromkeys(entry["label"] for entry in entries))
+    for scope, mine in [(label, [row for row in rows if row["label"] == label]) for label in labels] + [("all", rows)]:
+        lines.append({
+            "scope": scope, "records": len(mine), "runs_ok": sum(row["status"] == "ok" for row in mine),
+            "runs_failed": sum(row["status"] != "ok" for row in mine),
+            "cpu_hours": round(sum(row["cpu_hours"] for row in mine), 4),
+            "wall_hours": round(sum(row["process_seconds"] or 0.0 for row in mine) / 3600, 4),
+        })
+    return lines
+
+
 def write_csv(path, rows):
-    """Rows (dicts) as CSV; columns in first-seen order over all rows; None as an empty cell."""
+    """Rows (dicts) as CSV, atomically; columns in first-seen order over all rows; None as an empty cell."""
     columns = []
     for row in rows:
         columns += [key for key in row if key not in columns]
-    with open(path, "w", encoding="utf-8", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({key: ("" if value is None else value) for key, value in row.items()})
+
+    def write(temporary):
+        with open(temporary, "w", encoding="utf-8", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns)
+            writer.writeheader()
+            for row in rows:
+                writer.writerow({key: ("" if value is None else value) for key, value in row.items()})
+
+    _replace_with(path, write, ".csv")
+
+
+def _write_text(path, text):
+    def write(temporary):
+        with open(temporary, "w", encoding="utf-8") as handle:
+            handle.write(text)
+
+    _replace_with(path, write, Path(path).suffix)
 
 
 def _fmt(mean, std, digits):
@@ -130,105 +307,158 @@ def _fmt(mean, std, digits):
     return f"{text} ± {std:,.{digits}f}" if std is not None else text
 
 
+def _signed(value, digits=4):
+    return "—" if value is None else f"{value:+.{digits}f}"
+
+
 def _cell(value):
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
-def markdown(settings, rows, summary, data_root, anchor_rows, chart_name):
-    """The report as Markdown text."""
+def display_names(entries):
+    """Chart/legend names: the label, with ``@code`` where a label has several code versions and
+    ``/settings`` where it has several settings."""
+    names = {}
+    for entry in entries:
+        same_label = [other for other in entries if other["label"] == entry["label"]]
+        name = entry["label"]
+        if len({other["code_version"] for other in same_label}) > 1:
+            name += f" @{entry['code_version']}"
+        if len({other["settings_key"] for other in same_label}) > 1:
+            name += f" /{entry['settings_key']}"
+        names[id(entry)] = name
+    return names
+
+
+def markdown(dataset, rows, entries, summary, earlier, anchor_rows, chart_name):
+    """The report as Markdown text (from the records alone)."""
     metrics = test_metrics(rows)
     ok = sum(row["status"] == "ok" for row in rows)
-    failed = [row for row in rows if row["status"] == "failed"]
-    missing = sum(row["status"] == "missing" for row in rows)
-    threads = sorted({row["threads"] for row in rows if row["status"] == "ok" and row["threads"]})
-    commits = sorted({row["git_commit"] for row in rows if row["status"] == "ok" and row["git_commit"]})
+    failed = [row for row in rows if row["status"] != "ok"]
+    latest = max((row["finished"] or "" for row in rows), default="") or "—"
+    costs = cost_rows(rows, entries)[-1]
+    data = {}
+    for row in rows:
+        data.setdefault(row["_data_id"], set()).add(row["_data_text"])
     lines = [
-        f"# Benchmark: {settings.dataset}",
+        f"# Benchmark: {dataset}",
         "",
-        f"Our runs: {ok} of {len(rows)} finished, {len(failed)} failed, {missing} not run yet "
-        f"(models {', '.join(settings.models)}; seeds {', '.join(map(str, settings.seeds))}). "
-        f"Updated {time.strftime('%Y-%m-%d %H:%M')}.",
+        f"{len(rows)} run records in `runs/` ({ok} finished, {len(failed)} failed); the latest finished "
+        f"{latest}. Rebuilt from the records alone by "
+        f"`python -m adrec_recbole.benchmark --dataset {dataset} --out <this folder's parent> --report_only`.",
         "",
-        f"- Written by: `{settings.command or 'python -m adrec_recbole.benchmark'}` "
-        "(each run's own command and settings are in its record)",
-        f"- Data: `{data_root}/{settings.dataset}`" + _provenance(Path(data_root) / settings.dataset, settings.dataset),
+        "- Data: " + ("; ".join(f"content `{data_id}`: " + ", ".join(sorted(texts))
+                                for data_id, texts in sorted(data.items())) or "—")
+        + (" — SEVERAL data versions: only lines of the same protocol are comparable" if len(data) > 1 else ""),
         "- Protocol: leave-one-out (last item test, second-to-last valid), full ranking over all items, "
         "every model through `adrec_recbole.quick_start.run` with `properties/overall.yaml`, "
-        "`properties/model/<Model>.yaml` and the extra config files; numbers are on the TEST split at the "
-        "epoch with the best validation score.",
-        f"- Extra config files: {', '.join(f'`{path}`' for path in settings.config_files) or 'none'}; "
-        f"epochs: {settings.epochs if settings.epochs is not None else 'from the config (early stopping)'}; "
-        f"torch threads per run: {', '.join(map(str, threads)) or settings.threads}"
-        + (" (MIXED: s/epoch not comparable)" if len(threads) > 1 else "")
-        + f"; code: {', '.join(commits) or 'unknown'}.",
+        "`properties/model/<Model>.yaml`, the extra config files and the variant's files; numbers are on the "
+        "TEST split at the epoch with the best validation score.",
+        "- A line = one row label (a model, or a variant: a model plus extra yaml), one code version, one "
+        "settings key. `code`: the git commit of the code that row depends on (`adrec_recbole/benchmark/records.py`; "
+        "`+dirty`: uncommitted changes); lines of different code versions or settings are never averaged "
+        "together. Settings keys are described below the table.",
         "- Mean ± sample standard deviation over the finished seeds (a single run shows no ±). "
         "Best epoch counts from 0 (RecBole's numbering); s/epoch = fit time / epochs run (training plus "
         "that epoch's validation); test eval s = one full-ranking pass over the test split; peak RSS = the "
-        "run process's maximum resident memory (each run has its own process).",
+        "run process's maximum resident memory (each run has its own process); CPU-h = (fit + test eval s) x "
+        "threads, summed over the line's runs.",
         "",
         "## Our runs (test split)",
         "",
     ]
-    header = ["Model", "runs"] + [metric_title(metric) for metric in metrics] + [
+    header = ["Row", "code", "settings", "seeds"] + [metric_title(metric) for metric in metrics] + [
         COST_TITLES[column] for column in ("best_epoch", "seconds_per_epoch", "test_eval_seconds", "peak_rss_mb",
-                                           "parameters")]
+                                           "parameters")] + ["threads", "CPU-h"]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for entry in summary:
-        cells = [entry["model"], f"{entry['runs_ok']}/{entry['runs_planned']}"]
-        cells += [_fmt(entry[f"{metric}_mean"], entry[f"{metric}_std"], 4) for metric in metrics]
+    for line in summary:
+        seeds = line["seeds"].replace(" ", ", ") or "—"
+        if line["runs_failed"]:
+            seeds += f" ({line['runs_failed']} failed)"
+        cells = [line["label"], f"`{line['code_version']}`", f"`{line['settings_key']}`", seeds]
+        cells += [_fmt(line[f"{metric}_mean"], line[f"{metric}_std"], 4) for metric in metrics]
         cells += [
-            _fmt(entry["best_epoch_mean"], entry["best_epoch_std"], 1),
-            _fmt(entry["seconds_per_epoch_mean"], entry["seconds_per_epoch_std"], 1),
-            _fmt(entry["test_eval_seconds_mean"], entry["test_eval_seconds_std"], 2),
-            _fmt(entry["peak_rss_mb_mean"], entry["peak_rss_mb_std"], 0),
-            _fmt(entry["parameters_mean"], None, 0),
+            _fmt(line["best_epoch_mean"], line["best_epoch_std"], 1),
+            _fmt(line["seconds_per_epoch_mean"], line["seconds_per_epoch_std"], 1),
+            _fmt(line["test_eval_seconds_mean"], line["test_eval_seconds_std"], 2),
+            _fmt(line["peak_rss_mb_mean"], line["peak_rss_mb_std"], 0),
+            _fmt(line["parameters_mean"], None, 0),
+            line["threads"] or "—", f"{line['cpu_hours']:.2f}",
         ]
         lines.append("| " + " | ".join(_cell(cell) for cell in cells) + " |")
+    lines += ["", "Settings keys:", ""]
+    described = {}
+    for line in summary:
+        described.setdefault(line["settings_key"], line)
+    for key, line in described.items():
+        epochs = f"`--epochs {line['epochs']}` (quick look)" if line["epochs"] is not None else "epochs from the config"
+        files = " ".join(f"`{path}`" for path in (line["config_files"] + " " + line["variant_files"]).split()) or "none"
+        lines.append(f"- `{key}`: {line['label']} ({line['model']}); {epochs}; extra yaml: {files}; "
+                     f"protocol `{line['protocol']}`")
     lines += ["", f"![metrics and cost]({chart_name})", "",
-              "Per run: `runs.csv`; per model: `summary.csv`; run records: `runs/*.json` (not committed)."]
+              "Per run: `runs.csv`; per line: `summary.csv`; paired differences: `paired.csv`; cost: `cost.csv`; "
+              "run records: `runs/*.json` (committed: each holds its settings, code version, machine and results)."]
+    lines += ["", f"## Paired difference against {REFERENCE} (same seeds)", "",
+              f"Row minus {REFERENCE} on each seed both finished: the mean, then [each seed's difference, in the "
+              f"order of the seeds column]. {REFERENCE}'s line has the same protocol (data, `--epochs`, shared yaml) "
+              f"and run-path code version; see `adrec_recbole/benchmark/report.py`.", ""]
+    paired = [line for line in summary if line[f"{REFERENCE}_code_version"]]
+    if paired:
+        header = ["Row", "code", "settings", f"{REFERENCE} code", "seeds"]
+        header += [f"Δ {metric_title(metric)}" for metric in metrics]
+        lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        by_id = {id(line): entry for line, entry in zip(summary, entries)}
+        for line in paired:
+            entry = by_id[id(line)]
+            reference = reference_for(entry, entries)
+            cells = [line["label"], f"`{line['code_version']}`", f"`{line['settings_key']}`",
+                     f"`{reference['code_version']}`", line["paired_seeds"].replace(" ", ", ")]
+            for metric in metrics:
+                _, differences, mean, _ = paired_difference(entry, reference, metric)
+                each = ", ".join(_signed(value) for _, value in sorted(differences.items()))
+                cells.append(f"{_signed(mean)} [{each}]" if differences else "—")
+            lines.append("| " + " | ".join(_cell(cell) for cell in cells) + " |")
+    else:
+        lines.append(f"No line has {REFERENCE} runs of the same protocol and run-path code on common seeds yet.")
+    lines += ["", "## Compute spent", "",
+              f"**{costs['cpu_hours']:.2f} CPU-hours** (sum over finished runs of (fit + test eval seconds) x torch "
+              f"threads) and **{costs['wall_hours']:.2f} wall hours** (sum of the runs' process wall times, failed "
+              f"ones included) over {costs['records']} records; per row label in `cost.csv`, per line above."]
     if failed:
-        lines += ["", "## Failed runs", "", "| Model | seed | error | log |", "|---|---|---|---|"]
+        lines += ["", "## Failed runs", "", "| Row | seed | code | error |", "|---|---|---|---|"]
         for row in failed:
-            log = row["record"].replace(".json", ".log")
-            lines.append(f"| {row['model']} | {row['seed']} | {_cell((row['error'] or '')[:300])} | `runs/{log}` |")
+            lines.append(f"| {row['label']} | {row['seed']} | `{row['code_version']}` | "
+                         f"{_cell((row['error'] or '')[:300])} |")
+        lines += ["", "A failed run is tried again by the next benchmark invocation; its log is in "
+                      "`runs/<record name>.log` on the machine that ran it (not committed)."]
+    if earlier:
+        lines += ["", f"{len(earlier)} record(s) of the earlier format (no code version) are left out: "
+                      + ", ".join(f"`runs/{name}`" for name in earlier[:10]) + (" ..." if len(earlier) > 10 else "")]
     lines += ["", "## Published anchors — not our runs", ""]
     if anchor_rows:
         lines += [
-            "Copied from the papers (ADREC_SPEC.md section 6), each measured on its paper's own preprocessing of "
-            "the Amazon 2018 data. A different preprocessing (filtering, text fields, history cap) moves these "
-            "numbers by more than the gaps between models: read them as reference points, not as rows of the "
-            "table above. Recformer does not state MRR's cut-off.",
+            "Copied from the papers and the authors' repositories (ADREC_SPEC.md section 6; VQ-Rec: RUCAIBox/VQ-Rec's "
+            "README), each measured on its own preprocessing of the Amazon 2018 data. A different preprocessing "
+            "(filtering, text fields, history cap) moves these numbers by more than the gaps between models: read "
+            "them as reference points, not as rows of the table above. Recformer does not state MRR's cut-off.",
             "",
         ]
-        if anchors.data_note(settings.dataset):
-            lines += [anchors.data_note(settings.dataset), ""]
+        if anchors.data_note(dataset):
+            lines += [anchors.data_note(dataset), ""]
+        titles = [metric_title(metric) if "@" in metric else "MRR" for metric in anchors.METRICS]
         lines += [
-            "| Label | Paper | Model | Recall@10 | NDCG@10 | MRR |",
-            "|---|---|---|---|---|---|",
+            "| Label | Paper | Model | " + " | ".join(titles) + " |",
+            "|---|---|---|" + "---|" * len(titles),
         ]
         for row in anchor_rows:
             values = [("—" if row[key] is None else f"{row[key]:.4f}") for key in anchors.METRICS]
             lines.append(f"| {row['label']} | {row['source']} | {row['model']} | " + " | ".join(values) + " |")
     else:
-        lines.append(f"No published numbers for {settings.dataset} in ADREC_SPEC.md section 6.")
+        lines.append(f"No published numbers for {dataset} in ADREC_SPEC.md section 6.")
     return "\n".join(lines) + "\n"
 
 
-def _provenance(folder, name):
-    meta = read_json(folder / f"{name}.meta.json")
-    if not meta:
-        return ""
-    source = meta.get("source") or meta.get("format") or meta.get("origin")
-    counts = meta.get("counts") or {}
-    parts = []
-    if source:
-        parts.append(str(source))
-    if counts:
-        parts.append(", ".join(f"{counts[key]:,} {key}" for key in ("users", "items", "interactions") if key in counts))
-    return f" ({'; '.join(parts)})" if parts else ""
-
-
-def chart(path, settings, rows, summary):
+def chart(path, dataset, rows, entries, summary):
     """The PNG: metric bars with ±std error bars (left), s/epoch and peak RSS bars (right)."""
     import matplotlib
 
@@ -236,58 +466,82 @@ def chart(path, settings, rows, summary):
     import matplotlib.pyplot as plt
 
     metrics = test_metrics(rows)
-    colour_of = {entry["model"]: number for number, entry in enumerate(summary)}  # stable across reports
-    models = [entry for entry in summary if entry["runs_ok"]]
+    names = display_names(entries)
+    lines = [(names[id(entry)], line) for entry, line in zip(entries, summary) if line["runs_ok"]]
+    colour_of = {label: number for number, label in enumerate(dict.fromkeys(entry["label"] for entry in entries))}
     figure, (left, right) = plt.subplots(1, 2, figsize=(max(10, 2.2 * len(metrics) + 5), 4.8),
                                          gridspec_kw={"width_ratios": [max(len(metrics), 1), 2]})
     colours = plt.get_cmap("tab10")
-    width = 0.8 / max(len(models), 1)
-    for number, entry in enumerate(models):
-        positions = [index + (number - (len(models) - 1) / 2) * width for index in range(len(metrics))]
-        means = [entry[f"{metric}_mean"] or 0.0 for metric in metrics]
-        errors = [entry[f"{metric}_std"] or 0.0 for metric in metrics]
-        left.bar(positions, means, width, yerr=errors, capsize=2, label=entry["model"],
-                 color=colours(colour_of[entry["model"]] % 10))
+    width = 0.8 / max(len(lines), 1)
+    for number, (name, line) in enumerate(lines):
+        positions = [index + (number - (len(lines) - 1) / 2) * width for index in range(len(metrics))]
+        means = [line[f"{metric}_mean"] or 0.0 for metric in metrics]
+        errors = [line[f"{metric}_std"] or 0.0 for metric in metrics]
+        left.bar(positions, means, width, yerr=errors, capsize=2, label=name,
+                 color=colours(colour_of[line["label"]] % 10))
     left.set_xticks(range(len(metrics)), [metric_title(metric) for metric in metrics])
     left.set_ylabel("test score (mean ± std over seeds)")
-    left.set_title(f"{settings.dataset}: test metrics of our runs (published anchors: README, not plotted)")
-    if models:
+    left.set_title(f"{dataset}: test metrics of our runs (published anchors: README, not plotted)")
+    if lines:
         left.legend(fontsize="small")
-    names = [entry["model"] for entry in models]
-    index = range(len(models))
-    speed = right.bar([i - 0.2 for i in index], [entry["seconds_per_epoch_mean"] or 0.0 for entry in models], 0.4,
-                      yerr=[entry["seconds_per_epoch_std"] or 0.0 for entry in models], capsize=2, color="0.3",
+    index = range(len(lines))
+    speed = right.bar([i - 0.2 for i in index], [line["seconds_per_epoch_mean"] or 0.0 for _, line in lines], 0.4,
+                      yerr=[line["seconds_per_epoch_std"] or 0.0 for _, line in lines], capsize=2, color="0.3",
                       label="s/epoch")
     memory_axis = right.twinx()
-    memory = memory_axis.bar([i + 0.2 for i in index], [entry["peak_rss_mb_mean"] or 0.0 for entry in models], 0.4,
-                             yerr=[entry["peak_rss_mb_std"] or 0.0 for entry in models], capsize=2,
+    memory = memory_axis.bar([i + 0.2 for i in index], [line["peak_rss_mb_mean"] or 0.0 for _, line in lines], 0.4,
+                             yerr=[line["peak_rss_mb_std"] or 0.0 for _, line in lines], capsize=2,
                              color="0.8", hatch="//", edgecolor="0.4", label="peak RSS (MB)")
-    right.set_xticks(list(index), names, rotation=30, ha="right")
+    right.set_xticks(list(index), [name for name, _ in lines], rotation=30, ha="right")
     right.set_ylabel("seconds per epoch")
     memory_axis.set_ylabel("peak RSS (MB)")
     right.set_title("cost")
     right.legend([speed, memory], ["s/epoch", "peak RSS (MB)"], fontsize="small", loc="upper left")
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    figure.savefig(path, dpi=120, metadata={"Software": None})
     plt.close(figure)
 
 
-def write_report(settings, planned_runs, data_root):
-    """Write every report file; return ``{'runs', 'summary', 'anchors', 'markdown', 'chart'}`` paths."""
-    folder = Path(settings.folder)
+def _data_columns(rows, records):
+    for row, record in zip(rows, records):
+        data = record.get("data") or {}
+        row["_data_id"] = data.get("id") or "?"
+        where = data.get("source") or data.get("path")
+        row["_data_text"] = (f"`{where}`" if where else "?") + (
+            f" ({data['provenance']})" if data.get("provenance") else "")
+
+
+def build(folder, dataset):
+    """Everything the report shows, from the records in ``{folder}/runs/``."""
+    records, earlier = load_records(Path(folder) / "runs")
+    records = [record for record in records if record.get("dataset") in (None, dataset)]
+    rows = run_rows(records)
+    _data_columns(rows, records)
+    entries = group_entries(rows)
+    summary = summary_rows(rows, entries)
+    return {"rows": rows, "entries": entries, "summary": summary, "paired": paired_rows(rows, entries),
+            "cost": cost_rows(rows, entries), "earlier": earlier}
+
+
+def write_report(folder, dataset):
+    """Write every report file into ``folder`` (``{out}/{dataset}``) from the records in its ``runs/``;
+    return ``{'runs', 'summary', 'paired', 'cost', 'anchors', 'markdown', 'chart'}`` paths."""
+    folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    rows = run_rows(planned_runs)
-    summary = summary_rows(rows, settings.models)
-    anchor_rows = anchors.anchors_for(settings.dataset)
+    built = build(folder, dataset)
+    rows = built["rows"]
+    public = [{key: value for key, value in row.items() if not key.startswith("_")} for row in rows]
+    anchor_rows = anchors.anchors_for(dataset)
     paths = {name: folder / file for name, file in (
-        ("runs", "runs.csv"), ("summary", "summary.csv"), ("anchors", "anchors.csv"),
-        ("markdown", "README.md"), ("chart", "chart.png"))}
-    write_csv(paths["runs"], rows)
-    write_csv(paths["summary"], summary)
-    write_csv(paths["anchors"], anchor_rows or [{"label": f"no published numbers for {settings.dataset}"}])
-    chart(paths["chart"], settings, rows, summary)
-    text = markdown(settings, rows, summary, data_root, anchor_rows, paths["chart"].name)
-    temporary = paths["markdown"].with_suffix(".md.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, paths["markdown"])
+        ("runs", "runs.csv"), ("summary", "summary.csv"), ("paired", "paired.csv"), ("cost", "cost.csv"),
+        ("anchors", "anchors.csv"), ("markdown", "README.md"), ("chart", "chart.png"))}
+    write_csv(paths["runs"], public or [{"label": "no run records yet"}])
+    write_csv(paths["summary"], built["summary"] or [{"label": "no run records yet"}])
+    write_csv(paths["paired"], built["paired"] or [{"label": f"no line paired with {REFERENCE} yet"}])
+    write_csv(paths["cost"], built["cost"])
+    write_csv(paths["anchors"], anchor_rows or [{"label": f"no published numbers for {dataset}"}])
+    chart(paths["chart"], dataset, rows, built["entries"], built["summary"])
+    text = markdown(dataset, rows, built["entries"], built["summary"], built["earlier"], anchor_rows,
+                    paths["chart"].name)
+    _write_text(paths["markdown"], text)
     return paths
