@@ -16,7 +16,7 @@ alone after every run, or by --report_only.
 Examples::
 
   python -m adrec_recbole.benchmark --dataset Scientific --data_path ../shared/datasets --models ADRec,SASRec,GRU4Rec,BERT4Rec,FDSA,Pop --seeds 3 --jobs 2 --threads 1 --out results/
-  python -m adrec_recbole.benchmark --dataset Scientific --data_path ../shared/datasets --models ADRec-paper-frozen --variant ADRec-paper-frozen=ADRec:properties/ADRec-paper-frozen-minilm.yaml --seeds 3 --out results/
+  python -m adrec_recbole.benchmark --dataset Scientific --data_path ../shared/datasets --models ADRec-paper-frozen --variant ADRec-paper-frozen=ADRec:properties/ADRec-paper.yaml,properties/ADRec-paper-frozen-minilm.yaml --seeds 3 --out results/
   python -m adrec_recbole.benchmark --dataset Scientific --data_path ../shared/datasets --models SASRec,Pop --seeds 2 --epochs 1 --out /tmp/quick/
   python -m adrec_recbole.benchmark --dataset Scientific --out results/ --report_only
   python -m adrec_recbole.data import --format lcrec --src ../shared/datasets/Games --dataset Games --out dataset/
