@@ -317,14 +317,15 @@ def test_records_of_another_code_version_are_redone_and_never_averaged_unless_re
     assert "0 run, 2 skipped" in done.stdout
 
 
-def test_ctrl_c_stops_every_worker_and_the_same_command_resumes(workspace, tmp_path):
+@pytest.mark.parametrize("how", ["ctrl-c to the process group", "SIGTERM to the benchmark alone"])
+def test_ctrl_c_stops_every_worker_and_the_same_command_resumes(workspace, tmp_path, how):
     root, config = workspace
     args = ["--dataset", "Bench", "--data_path", str(root / "data"), "--models", "SASRec", "--seeds", "2",
             "--epochs", "30", "--out", str(tmp_path / "results"), "--config_files", str(config), "--jobs", "2"]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     process = subprocess.Popen([sys.executable, "-m", "adrec_recbole.benchmark", *args], cwd=tmp_path, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))  # as `nohup ... &`
     runs = tmp_path / "results" / "Bench" / "runs"
     try:
         deadline = time.time() + 240
@@ -334,7 +335,10 @@ def test_ctrl_c_stops_every_worker_and_the_same_command_resumes(workspace, tmp_p
                 break
             time.sleep(0.2)
         assert process.poll() is None, "the runs ended before they could be interrupted"
-        os.killpg(process.pid, signal.SIGINT)  # Ctrl-C in a terminal reaches the whole process group
+        if how.startswith("ctrl-c"):
+            os.killpg(process.pid, signal.SIGINT)  # Ctrl-C in a terminal reaches the whole process group
+        else:
+            process.send_signal(signal.SIGTERM)  # kill PID, a scheduler's time limit: the workers get nothing
         output, _ = process.communicate(timeout=60)
     finally:
         if process.poll() is None:

@@ -24,6 +24,7 @@ Examples::
 """
 import argparse
 import shlex
+import signal
 import sys
 
 from adrec_recbole.benchmark.compare import (
@@ -91,9 +92,17 @@ def settings_from(args, argv):
     )
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    # SIGTERM (kill, a job scheduler's time limit) stops the benchmark as Ctrl-C does, and SIGINT
+    # works even where a background start (`nohup ... &`) made the shell ignore it.
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         settings = settings_from(args, argv)
         if args.report_only:
