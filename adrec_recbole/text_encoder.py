@@ -73,15 +73,21 @@ def load_truncated_plm(plm_path, plm_config, layer_index):
 
     path = resolve_plm_path(plm_path)
     plm_config.num_hidden_layers = layer_index
-    transformers_logger = logging.getLogger("transformers.modeling_utils")
-    level = transformers_logger.level
-    transformers_logger.setLevel(logging.ERROR)  # "weights of layers k+1.. not used" is intended
+    # "weights of layers k+1.. not used" is intended; and with modeling_utils at that level,
+    # transformers >= 4.5x also checks a tensor-parallel plan and warns "The following layers
+    # were not sharded: ..." on every load (no tensor parallelism is used here).
+    quiet = [logging.getLogger(name) for name in ("transformers.modeling_utils",
+                                                  "transformers.integrations.tensor_parallel")]
+    levels = [logger.level for logger in quiet]
+    for logger in quiet:
+        logger.setLevel(logging.ERROR)
     try:
         model = AutoModel.from_pretrained(path, config=plm_config, add_pooling_layer=False)
     except TypeError:
         model = AutoModel.from_pretrained(path, config=plm_config)
     finally:
-        transformers_logger.setLevel(level)
+        for logger, level in zip(quiet, levels):
+            logger.setLevel(level)
     return model
 
 
