@@ -12,8 +12,6 @@ run keeps its checkpoints, log and results in its own folder under ``checkpoint_
 import argparse
 import sys
 
-from adrec_recbole.quick_start import RunError, run
-
 
 def _bool(text):
     value = text.strip().lower()
@@ -32,6 +30,8 @@ def main():
     parser.add_argument("--run_name", default=None, help="name of the run's folder under checkpoint_dir")
     args, _ = parser.parse_known_args()
     sys.argv = [arg for arg in sys.argv if arg != "--resume"]  # RecBole would warn it "will not be used"
+    from adrec_recbole.quick_start import RunError, run  # torch and RecBole: only once --help is past
+
     config_files = args.config_files.split() if args.config_files else None
     overrides = {key: value for key, value in (("resume", args.resume), ("run_name", args.run_name)) if value is not None}
     try:
