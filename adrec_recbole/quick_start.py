@@ -5,6 +5,7 @@ plugin writes its own (as UniSRec's ``finetune.py`` and RecBole-GNN's ``quick_st
 Config -> seed and logger -> dataset -> data_preparation -> model -> Trainer fit/evaluate.
 Any RecBole model runs through the same function by name, on the same data and protocol.
 """
+import contextlib
 import logging
 import os
 import pickle
@@ -195,6 +196,7 @@ def _start_or_resume(config, folder):
     return checkpoint
 
 
+@contextlib.contextmanager
 def _log_into(folder):
     """Also write the root logger's records to ``folder/run.log`` (appending on resume)."""
     root = getLogger()
@@ -205,7 +207,11 @@ def _log_into(folder):
         for log_filter in recbole_file_handler.filters:
             handler.addFilter(log_filter)
     root.addHandler(handler)
-    return handler
+    try:
+        yield handler
+    finally:
+        root.removeHandler(handler)
+        handler.close()
 
 
 def run(model, dataset, config_file_list=None, config_dict=None, callback_fn=None):
@@ -219,24 +225,19 @@ def run(model, dataset, config_file_list=None, config_dict=None, callback_fn=Non
     config = build_config(model, dataset, config_file_list, config_dict)
     prepare_data(config)
     folder = run_folder(config)
-    try:
-        lock = RunLock(folder).__enter__()
-    except RunLockedError as error:
-        raise RunError(str(error)) from None
-    log_handler = None
-    try:
-        checkpoint = _start_or_resume(config, folder)
-        init_seed(config["seed"], config["reproducibility"])
-        init_logger(config)
-        log_handler = _log_into(folder)
-        return _train_and_test(config, folder, checkpoint, callback_fn)
-    except UnsafeCheckpointError as error:
-        raise RunError(str(error)) from None
-    finally:
-        if log_handler is not None:
-            getLogger().removeHandler(log_handler)
-            log_handler.close()
-        lock.__exit__(None, None, None)
+    with contextlib.ExitStack() as cleanup:
+        try:
+            cleanup.enter_context(RunLock(folder))
+        except RunLockedError as error:
+            raise RunError(str(error)) from None
+        try:
+            checkpoint = _start_or_resume(config, folder)
+            init_seed(config["seed"], config["reproducibility"])
+            init_logger(config)
+            cleanup.enter_context(_log_into(folder))
+            return _train_and_test(config, folder, checkpoint, callback_fn)
+        except UnsafeCheckpointError as error:
+            raise RunError(str(error)) from None
 
 
 def _train_and_test(config, folder, checkpoint, callback_fn):
@@ -255,7 +256,8 @@ def _train_and_test(config, folder, checkpoint, callback_fn):
     trainer.saved_model_file = os.path.join(folder, BEST_CHECKPOINT)
     trainer.last_checkpoint_file = os.path.join(folder, LAST_CHECKPOINT)
     clock = EpochClock(config["valid_metric_bigger"], checkpoint["run_state"]["clock"] if checkpoint else None)
-    trainer.run_state = lambda: {"clock": clock.state(), "settings_hash": settings_hash(config)}
+    identity = settings_hash(config)
+    trainer.run_state = lambda: {"clock": clock.state(), "settings_hash": identity}
     stopped_early = False
     if checkpoint is not None:
         restore_trainer(trainer, checkpoint)
