@@ -49,6 +49,7 @@ from pathlib import Path
 
 from adrec_recbole.atomic import process_running
 from adrec_recbole.benchmark import report
+from adrec_recbole.benchmark.equivalence import equivalent_versions, load_equivalences
 from adrec_recbole.benchmark.records import (
     RECORD_FORMAT, check_label, code_version, data_identity, fingerprint, protocol_key, read_json, relative_path,
     run_path_version, run_stem, settings_key, write_json,
@@ -275,15 +276,17 @@ def _same_settings(planned):
 
 
 def finished(planned, reuse_any_code=False):
-    """The record to reuse for this run, or None: its own if it finished (same code version);
-    with ``reuse_any_code`` the newest finished record of the same settings and any code version."""
+    """The record to reuse for this run, or None: its own if it finished (same code version), else
+    the newest finished record of the same settings whose code version was verified equivalent
+    (:mod:`adrec_recbole.benchmark.equivalence`); with ``reuse_any_code``, of any code version."""
     record = read_json(planned.record_path)
     if record and record.get("status") == "ok" and record.get("format") == RECORD_FORMAT:
         return record
-    if not reuse_any_code:
-        return None
+    out_root = planned.record_path.parents[2]  # OUT/DATASET/runs/RECORD
+    equivalents = equivalent_versions(load_equivalences(out_root), planned.model, planned.code_version)
     done = [record for _, record in _same_settings(planned)
-            if record.get("status") == "ok" and record.get("format") == RECORD_FORMAT]
+            if record.get("status") == "ok" and record.get("format") == RECORD_FORMAT
+            and (reuse_any_code or record.get("code_version") in equivalents)]
     return max(done, key=lambda record: record.get("finished") or "", default=None)
 
 
@@ -540,8 +543,9 @@ def _run_benchmark(settings, log):
             record = None if settings.force else finished(planned, settings.reuse_any_code)
             if record is not None:
                 counts["skipped"] += 1
+                why = "--reuse_any_code" if settings.reuse_any_code else "verified equivalent"
                 other = "" if record.get("code_version") == planned.code_version else \
-                    f" with code {record.get('code_version')} (--reuse_any_code)"
+                    f" with code {record.get('code_version')} ({why})"
                 log(f"{prefix(planned)}: finished before{other}, skipped ({_headline(record)})")
                 continue
             log(f"{prefix(planned)}: running (log: {settings.runs_dir / (planned.stem + '.log')})")

@@ -52,6 +52,7 @@ from pathlib import Path
 
 from adrec_recbole.atomic import _replace_with
 from adrec_recbole.benchmark import anchors
+from adrec_recbole.benchmark.equivalence import load_equivalences, representative
 from adrec_recbole.benchmark.records import load_records
 
 REFERENCE = "SASRec"
@@ -511,11 +512,26 @@ def _data_columns(rows, records):
             f" ({data['provenance']})" if data.get("provenance") else "")
 
 
+def _equivalence_note(rows):
+    """A paragraph naming the records shown under a newer, verified-equivalent code version."""
+    moved = sorted({(row["model"], row["recorded_code_version"], row["code_version"]) for row in rows
+                    if row["recorded_code_version"] != row["code_version"]})
+    if not moved:
+        return ""
+    pairs = ", ".join(f"{model} `{old}` as `{new}`" for model, old, new in moved)
+    return (f"\nRecords shown under a newer code version that was verified to compute identical runs "
+            f"(`../code_equivalence.json`, `python -m adrec_recbole.benchmark.equivalence`): {pairs}.\n")
+
+
 def build(folder, dataset):
     """Everything the report shows, from the records in ``{folder}/runs/``."""
     records, earlier = load_records(Path(folder) / "runs")
     records = [record for record in records if record.get("dataset") in (None, dataset)]
+    equivalences = load_equivalences(Path(folder).parent)
     rows = run_rows(records)
+    for row in rows:  # a record of a verified-equivalent version joins the newest version's row
+        row["recorded_code_version"] = row["code_version"]
+        row["code_version"] = representative(equivalences, row["model"], row["code_version"])
     _data_columns(rows, records)
     entries = group_entries(rows)
     summary = summary_rows(rows, entries)
@@ -542,6 +558,6 @@ def write_report(folder, dataset):
     write_csv(paths["anchors"], anchor_rows or [{"label": f"no published numbers for {dataset}"}])
     chart(paths["chart"], dataset, rows, built["entries"], built["summary"])
     text = markdown(dataset, rows, built["entries"], built["summary"], built["earlier"], anchor_rows,
-                    paths["chart"].name)
+                    paths["chart"].name) + _equivalence_note(rows)
     _write_text(paths["markdown"], text)
     return paths
