@@ -10,6 +10,7 @@ import numbers
 import os
 
 TRAIN_MODES = ("frozen", "finetune")
+ITEM_POOLINGS = ("mean", "attention")
 NEGATIVE_SOURCES = ("queue", "catalogue", "batch")
 ENQUEUE_POINTS = ("between", "after")
 ACTIVATIONS = ("relu", "gelu")
@@ -89,6 +90,8 @@ ADREC_KEYS = {
     "text_length": _integer(1),
     "missing_text_placeholder": _string(),
     "plm_batch_size": _integer(1),
+    "item_pooling": _one_of(ITEM_POOLINGS),
+    "pooling_heads": _integer(1),
     "adapter": _boolean(),
     "hidden_size": _integer(1),
     # 2. sequence encoder

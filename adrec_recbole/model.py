@@ -6,6 +6,8 @@ Reads top to bottom like the method (section numbers are those of ADREC_SPEC.md)
 1. Item representation — an item is its text; a PLM truncated to ``plm_layer`` layers and a
    masked token-mean turn it into a vector (``train_mode: finetune``, the paper), or those
    vectors are computed once and a trainable adapter maps them (``train_mode: frozen``).
+   ``item_pooling: attention`` learns the pooling instead of the mean (in frozen mode over
+   cached token states).
 2. Sequence encoder — a bidirectional pre-LN transformer over the last ``MAX_ITEM_LIST_LENGTH``
    item vectors; the sequence vector is (output at the last item + mean of the inputs) / 2.
 3. Losses — four arc-margin contrastive terms: sequence->next item, item->sequence
@@ -30,6 +32,7 @@ from adrec_recbole.losses import arc_margin_catalogue_loss, arc_margin_contrasti
 from adrec_recbole.momentum import VectorQueue, momentum_update
 from adrec_recbole.text import item_texts_for_dataset
 from adrec_recbole.text_encoder import (
+    AttentionPooling,
     PLMItemEncoder,
     frozen_item_vectors,
     load_tokenizer_and_layer,
@@ -70,12 +73,14 @@ class ADRecTower(nn.Module):
     """The trainable encoders of ADRec: one online copy, and one momentum copy of it.
 
     ``plm`` is the truncated PLM in finetune mode and ``None`` in frozen mode, where the
-    inputs are precomputed PLM vectors; ``adapter`` maps them to ``hidden_size``.
+    inputs are precomputed PLM vectors, or precomputed token states that ``pooling`` pools;
+    ``adapter`` maps them to ``hidden_size``.
     """
 
-    def __init__(self, plm, input_size, hidden_size, use_adapter, layer_norm_eps, sequence_encoder):
+    def __init__(self, plm, pooling, input_size, hidden_size, use_adapter, layer_norm_eps, sequence_encoder):
         super().__init__()
         self.plm = plm
+        self.pooling = pooling
         self.adapter = (
             nn.Sequential(nn.Linear(input_size, hidden_size), nn.LayerNorm(hidden_size, eps=layer_norm_eps))
             if use_adapter else nn.Identity()
@@ -83,8 +88,13 @@ class ADRecTower(nn.Module):
         self.sequence_encoder = sequence_encoder
 
     def encode_items(self, item_inputs):
-        """Section 1: PLM vectors (frozen) or tokens (finetune) -> item vectors [n, d]."""
-        vectors = self.plm(*item_inputs) if self.plm is not None else item_inputs
+        """Section 1: PLM vectors or token states (frozen) or tokens (finetune) -> item vectors [n, d]."""
+        if self.plm is not None:
+            vectors = self.plm(*item_inputs)
+        elif self.pooling is not None:
+            vectors = self.pooling(*item_inputs)
+        else:
+            vectors = item_inputs
         return self.adapter(vectors)
 
 
@@ -105,21 +115,31 @@ class ADRec(SequentialRecommender):
 
         # 1. Item representation: item text -> PLM inputs.
         texts = getattr(dataset, "item_texts", None) or item_texts_for_dataset(dataset, config)[0]
+        learned_pooling = config["item_pooling"] == "attention"
+        pooling = None
         if self.train_mode == "frozen":
-            vectors = frozen_item_vectors(
+            table = frozen_item_vectors(
                 config["plm_path"], config["plm_layer"], texts, config["text_length"],
-                self.plm_batch_size, config["device"], config["plm_cache_dir"],
+                self.plm_batch_size, config["device"], config["plm_cache_dir"], token_states=learned_pooling,
             )
-            self.register_buffer("plm_item_vectors", vectors, persistent=False)
-            plm, input_size = None, vectors.size(1)
+            if learned_pooling:
+                self.register_buffer("plm_token_states", table["states"], persistent=False)  # [n, L, d] fp16
+                self.register_buffer("plm_token_mask", table["mask"], persistent=False)      # [n, L]
+                input_size = table["states"].size(-1)
+                pooling = AttentionPooling(input_size, config["pooling_heads"])
+            else:
+                self.register_buffer("plm_item_vectors", table, persistent=False)          # [n, d]
+                input_size = table.size(1)
+            plm = None
         else:
             tokenizer, plm_config, layer = load_tokenizer_and_layer(config["plm_path"], config["plm_layer"])
             tokens = tokenize_items(texts, tokenizer, config["text_length"], config["plm_cache_dir"],
                                     resolve_plm_path(config["plm_path"]))
             self.register_buffer("item_input_ids", tokens["input_ids"], persistent=False)
             self.register_buffer("item_attention_mask", tokens["attention_mask"], persistent=False)
-            plm = PLMItemEncoder(load_truncated_plm(config["plm_path"], plm_config, layer))
-            input_size = plm.output_size
+            input_size = plm_config.hidden_size
+            plm = PLMItemEncoder(load_truncated_plm(config["plm_path"], plm_config, layer),
+                                 AttentionPooling(input_size, config["pooling_heads"]) if learned_pooling else None)
         hidden_size = config["hidden_size"] if config["adapter"] else input_size
         if hidden_size % config["n_heads"]:
             raise ValueError(f"hidden_size {hidden_size} is not divisible by n_heads {config['n_heads']}")
@@ -130,7 +150,7 @@ class ADRec(SequentialRecommender):
             config["hidden_dropout_prob"], config["hidden_act"], config["layer_norm_eps"],
             self.max_seq_length, config["position_embedding"],
         )
-        self.online = ADRecTower(plm, input_size, hidden_size, config["adapter"],
+        self.online = ADRecTower(plm, pooling, input_size, hidden_size, config["adapter"],
                                  config["layer_norm_eps"], sequence_encoder)
         # Only what an active term reads is built (and computed each step): the item queue and
         # momentum item keys serve term 1 with queue negatives and term 4; the sequence queue
@@ -148,6 +168,8 @@ class ADRec(SequentialRecommender):
 
     # ---- section 1: item vectors -------------------------------------------------------
     def _item_inputs(self, item_ids):
+        if self.train_mode == "frozen" and self.online.pooling is not None:
+            return self.plm_token_states[item_ids], self.plm_token_mask[item_ids]
         if self.train_mode == "frozen":
             return self.plm_item_vectors[item_ids]
         return self.item_input_ids[item_ids].long(), self.item_attention_mask[item_ids].long()

@@ -97,19 +97,50 @@ def masked_mean(hidden, attention_mask):
     return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
 
 
-class PLMItemEncoder(nn.Module):
-    """Tokens of an item's text -> its vector: truncated PLM, then masked mean pooling."""
+class AttentionPooling(nn.Module):
+    """Learned pooling of an item's token states (``item_pooling: attention``).
 
-    def __init__(self, plm):
+    Each of ``heads`` learned queries scores every real token, ``h_t . q / sqrt(d)``; a head's
+    output is the softmax-weighted sum of the token states and the item vector is the mean over
+    heads. The queries start at zero, where every token weighs the same: training starts from
+    the masked mean (:func:`masked_mean`) and learns which words matter for recommendation. It
+    is the part of the PLM that training can change at the cost of one dot product per token,
+    which on a CPU is what separates it from fine-tuning a layer.
+    """
+
+    def __init__(self, hidden_size, heads):
+        super().__init__()
+        self.queries = nn.Parameter(torch.zeros(heads, hidden_size))
+        self.scale = hidden_size ** -0.5
+
+    def forward(self, hidden, attention_mask):
+        """``hidden`` [n, L, d] and ``attention_mask`` [n, L] -> item vectors [n, d]."""
+        hidden = hidden.to(self.queries.dtype)
+        scores = (hidden @ self.queries.t()) * self.scale                               # [n, L, heads]
+        scores = scores.masked_fill(~attention_mask.bool().unsqueeze(-1), float("-inf"))
+        weights = torch.softmax(scores, dim=1).nan_to_num(0.0).mean(dim=-1)             # [n, L]
+        return (weights.unsqueeze(-1) * hidden).sum(dim=1)
+
+
+class PLMItemEncoder(nn.Module):
+    """Tokens of an item's text -> its vector: truncated PLM, then masked mean pooling (or
+    ``pooling``, e.g. :class:`AttentionPooling`)."""
+
+    def __init__(self, plm, pooling=None):
         super().__init__()
         self.plm = plm
+        self.pooling = pooling
         self.output_size = plm.config.hidden_size
 
-    def forward(self, input_ids, attention_mask):
-        length = int(attention_mask.sum(dim=1).max().clamp(min=1))  # drop all-padding columns
+    def token_states(self, input_ids, attention_mask):
+        """(hidden states [n, L', d] after the last layer built, mask [n, L']), all-padding columns dropped."""
+        length = int(attention_mask.sum(dim=1).max().clamp(min=1))
         input_ids, attention_mask = input_ids[:, :length], attention_mask[:, :length]
-        hidden = self.plm(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        return masked_mean(hidden, attention_mask)
+        return self.plm(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state, attention_mask
+
+    def forward(self, input_ids, attention_mask):
+        hidden, attention_mask = self.token_states(input_ids, attention_mask)
+        return self.pooling(hidden, attention_mask) if self.pooling is not None else masked_mean(hidden, attention_mask)
 
 
 def _cache_key(*parts):
@@ -172,19 +203,42 @@ def encode_items(encoder, tokens, batch_size, device, description="Encoding item
     return torch.cat(vectors)
 
 
-def frozen_item_vectors(plm_path, plm_layer, texts, text_length, batch_size, device, cache_dir):
-    """The frozen-mode item table [n_items, plm_dim], computed once per data/PLM and cached."""
+@torch.no_grad()
+def _encode_token_states(encoder, tokens, batch_size, device):
+    """Token states [n_items, L, d] (float16, L = the longest item) and their mask [n_items, L]."""
+    encoder.eval()
+    total, width = tokens["input_ids"].size(0), int(tokens["attention_mask"].sum(dim=1).max().clamp(min=1))
+    states = None
+    for start in tqdm(range(0, total, batch_size), desc="Encoding item tokens", unit="batch", leave=False,
+                      disable=total <= batch_size):
+        input_ids = tokens["input_ids"][start:start + batch_size, :width].to(device).long()
+        attention_mask = tokens["attention_mask"][start:start + batch_size, :width].to(device).long()
+        hidden = encoder.plm(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        if states is None:
+            states = torch.zeros(total, width, hidden.size(-1), dtype=torch.float16)
+        states[start:start + hidden.size(0)] = (hidden * attention_mask.unsqueeze(-1)).half().cpu()
+    return {"states": states, "mask": tokens["attention_mask"][:, :width].clone()}
+
+
+def frozen_item_vectors(plm_path, plm_layer, texts, text_length, batch_size, device, cache_dir, token_states=False):
+    """The frozen-mode item table, computed once per data/PLM and cached: the pooled vectors
+    [n_items, plm_dim], or with ``token_states`` every token's state (``{"states": float16
+    [n_items, L, plm_dim], "mask": [n_items, L]}``, for a learned pooling)."""
     tokenizer, plm_config, layer = load_tokenizer_and_layer(plm_path, plm_layer)
     plm_name = resolve_plm_path(plm_path)
-    key = _cache_key("vectors", plm_name, layer, text_length, texts)
-    path = os.path.join(cache_dir, f"vectors-{key}.pt") if cache_dir else None
+    kind = "token-states" if token_states else "vectors"
+    key = _cache_key(kind, plm_name, layer, text_length, texts)
+    path = os.path.join(cache_dir, f"{kind}-{key}.pt") if cache_dir else None
     cached = _load_cached(path)
     if cached is not None:
         return cached
     tokens = tokenize_items(texts, tokenizer, text_length, cache_dir, plm_name)
     getLogger().info(f"encoding {len(texts)} item texts with {plm_name} (layer {layer})")
     encoder = PLMItemEncoder(load_truncated_plm(plm_path, plm_config, layer)).to(device)
-    vectors = encode_items(encoder, tokens, batch_size, device).cpu()
+    if token_states:
+        table = _encode_token_states(encoder, tokens, batch_size, device)
+    else:
+        table = encode_items(encoder, tokens, batch_size, device).cpu()
     if path:
-        torch_save(vectors, path)
-    return vectors
+        torch_save(table, path)
+    return table
