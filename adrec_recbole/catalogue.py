@@ -6,7 +6,8 @@ their text alone. With ``item_catalogue: text`` (the default when the key is not
 of the dataset's item file (``{name}.item``; in UniSRec's layout, every row of ``{name}.text``
 whose ASIN has an index in ``{name}.item2index``, as the importer keeps them) is an item: the
 rows no interaction names join the vocabulary after RecBole's own ids, in file order, and every
-model ranks them in full-ranking evaluation and recommendation. ``item_catalogue: interactions`` keeps RecBole's vocabulary.
+model ranks them in full-ranking evaluation and recommendation. ``item_catalogue: interactions``
+keeps RecBole's vocabulary.
 
 The same item set is ranked by every model, so comparisons stay fair. What a new item is to a
 model depends on how it represents items: ADRec encodes its text like any other item; an

@@ -12,7 +12,8 @@ def checkpoint_parser(prog, description):
     parser = argparse.ArgumentParser(prog=prog, description=description,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", required=True,
-                        help="a model checkpoint: best.pth of a run folder (saved/<Model>-<Dataset>-seed<seed>-<hash>/)")
+                        help="a model checkpoint: best.pth of a run folder "
+                             "(saved/<Model>-<Dataset>-seed<seed>-<hash>/)")
     parser.add_argument("--data_path", default=None,
                         help="data root holding the dataset folder, if the data moved since training "
                              "(default: the path stored in the checkpoint)")
@@ -22,7 +23,8 @@ def checkpoint_parser(prog, description):
                         help="load a checkpoint that needs arbitrary unpickling (one written by RecBole alone or "
                              "an earlier version): that runs code from the file, so only for files you trust")
     parser.add_argument("--gpu_id", default=None, help="RecBole's gpu_id (default: the checkpoint's; '' for the CPU)")
-    parser.add_argument("--plm_cache_dir", default=None, help="ADRec's cache of item vectors (default: the checkpoint's)")
+    parser.add_argument("--plm_cache_dir", default=None,
+                        help="ADRec's cache of item vectors (default: the checkpoint's)")
     parser.add_argument("--verbose", action="store_true", help="show RecBole's and the loader's log lines")
     return parser
 

@@ -18,8 +18,9 @@ and for RecBole's models trained through the run path (``saved/<run folder>/best
 Then :func:`evaluate` (RecBole's own ``Trainer.evaluate``: the numbers the run reported, plus
 the cold-start rows, :mod:`adrec_recbole.cold_start`), :class:`~adrec_recbole.recommendation.Recommender`
 (top-k for users or ad-hoc histories, in external ids with titles, new items scored from their
-text) and :func:`~adrec_recbole.vectors.export_vectors` (item and sequence vectors, a FAISS index). The command-line faces are
-``python -m adrec_recbole.evaluate``, ``.recommend`` and ``.export``.
+text) and :func:`~adrec_recbole.vectors.export_vectors` (item and sequence vectors, a FAISS
+index). The command-line faces are ``python -m adrec_recbole.evaluate``, ``.recommend`` and
+``.export``.
 """
 import contextlib
 import dataclasses
@@ -216,8 +217,10 @@ class Catalogue:
     def __init__(self, loaded):
         dataset, folder, name = loaded.dataset, loaded.config["data_path"], loaded.config["dataset"]
         self.name = name
-        self.item_ids = self._external(dataset.field2id_token[dataset.iid_field], os.path.join(folder, f"{name}.item2index"))
-        self.user_ids = self._external(dataset.field2id_token[dataset.uid_field], os.path.join(folder, f"{name}.user2index"))
+        self.item_ids = self._external(dataset.field2id_token[dataset.iid_field],
+                                       os.path.join(folder, f"{name}.item2index"))
+        self.user_ids = self._external(dataset.field2id_token[dataset.uid_field],
+                                       os.path.join(folder, f"{name}.user2index"))
         table = read_item_text_table(folder, name)
         self.titles = [""] + [_title(table.get(token, {})) for token in dataset.field2id_token[dataset.iid_field][1:]]
         self._items = {external: internal for internal, external in enumerate(self.item_ids) if internal}
@@ -226,7 +229,8 @@ class Catalogue:
     @staticmethod
     def _external(tokens, index_file):
         raw_of = {token: raw for raw, token in read_index(index_file).items()} if os.path.isfile(index_file) else {}
-        return [str(token) if position == 0 else raw_of.get(str(token), str(token)) for position, token in enumerate(tokens)]
+        return [str(token) if position == 0 else raw_of.get(str(token), str(token))
+                for position, token in enumerate(tokens)]
 
     def __contains__(self, external_item_id):
         return external_item_id in self._items

@@ -306,7 +306,8 @@ class ADRec(SequentialRecommender):
         plm_path, plm_layer, text_length = (self.plm_settings[key] for key in ("plm_path", "plm_layer", "text_length"))
         if self.train_mode == "frozen":
             device = self.plm_item_vectors.device
-            inputs = frozen_item_vectors(plm_path, plm_layer, list(texts), text_length, self.plm_batch_size, device, None)
+            inputs = frozen_item_vectors(plm_path, plm_layer, list(texts), text_length, self.plm_batch_size, device,
+                                         None)
             vectors = self.online.encode_items(inputs.to(device))
         else:
             tokenizer, _, _ = load_tokenizer_and_layer(plm_path, plm_layer)

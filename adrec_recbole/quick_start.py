@@ -136,8 +136,8 @@ def build_dataset(config):
     """The dataset object the model needs: ADRec reads item text, others RecBole's own; every model
     ranks the same catalogue (:mod:`adrec_recbole.catalogue`). Always built from the data files: a
     saved dataset is never unpickled (:mod:`adrec_recbole.safe_load`)."""
-    plugin = config["model"] in PLUGIN_MODELS
-    return create_dataset_without_pickles(config, ADRecDataset if plugin else with_item_catalogue(recbole_dataset_class(config)))
+    dataset_class = ADRecDataset if config["model"] in PLUGIN_MODELS else recbole_dataset_class(config)
+    return create_dataset_without_pickles(config, with_item_catalogue(dataset_class))
 
 
 class EpochClock:

@@ -39,7 +39,8 @@ def write_all_users(recommender, args):
             for user_id, ranked in recommender.recommend_all_users(args.topk, args.exclude_seen):
                 for entry in ranked:
                     if writer:
-                        writer.writerow([user_id, entry["rank"], entry["item_id"], f"{entry['score']:.6f}", entry["title"]])
+                        writer.writerow([user_id, entry["rank"], entry["item_id"], f"{entry['score']:.6f}",
+                                         entry["title"]])
                     else:
                         handle.write(json.dumps({"user_id": user_id, **entry}) + "\n")
 
@@ -56,7 +57,8 @@ def main(argv=None):
     parser.add_argument("--topk", type=int, default=10)
     parser.add_argument("--exclude_seen", action="store_true", help="leave out the items already in the user's "
                         "rows (--user, --all_users) or in --history")
-    parser.add_argument("--new_items", help="file of id<TAB>text lines: items outside the catalogue to rank too (ADRec)")
+    parser.add_argument("--new_items",
+                        help="file of id<TAB>text lines: items outside the catalogue to rank too (ADRec)")
     parser.add_argument("--format", choices=("table", "json"), default="table",
                         help="table (with --all_users: CSV) or json (with --all_users: JSON lines)")
     parser.add_argument("--out", help="output file of --all_users")
@@ -70,7 +72,7 @@ def main(argv=None):
         if args.all_users != bool(args.out):
             raise RunError("--out goes with --all_users (and --all_users needs --out)")
         new_items = read_new_items(args.new_items) if args.new_items else None
-        history = [item.strip() for item in args.history.split(",") if item.strip()] if args.history is not None else None
+        history = None if args.history is None else [item.strip() for item in args.history.split(",") if item.strip()]
         if history is not None and not history:
             raise RunError("--history is empty: give comma-separated item ids")
         recommender = Recommender(load(args), new_items)

@@ -97,7 +97,8 @@ def markdown_lines(entries):
     if not table:
         return lines + ["No record holds cold-start metrics yet (records written before they were added do not)."]
     metrics = sorted({key[:-len("_mean")] for line in table for key in line if key.endswith("_mean")}, key=metric_order)
-    header = ["Row", "code", "settings", "subset", "seeds", "test rows", "items"] + [_title(metric) for metric in metrics]
+    header = ["Row", "code", "settings", "subset", "seeds", "test rows", "items"]
+    header += [_title(metric) for metric in metrics]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for line in table:
         cells = [line["label"], f"`{line['code_version']}`", f"`{line['settings_key']}`", SUBSETS[line["subset"]],
