@@ -90,3 +90,61 @@ if _hyperopt_samples_with_generator() and not isinstance(_recbole_hyper_tuning.n
     _recbole_hyper_tuning.np = _ModuleView(
         numpy, random=_ModuleView(numpy.random, RandomState=numpy.random.default_rng)
     )
+
+
+# --- RecBole's load_data_and_model on this project's checkpoints ---------------------------
+# ``recbole.quick_start.load_data_and_model(model_file)`` + ``recbole.utils.case_study.full_sort_topk``
+# is RecBole's way back from a checkpoint. On ours it fails twice: torch >= 2.6 loads weights
+# only by default, and RecBole's pickled Config is refused (our checkpoints hold a plain dict
+# instead, which RecBole's function cannot use as a Config); and ``get_model`` knows only
+# RecBole's own models (for ADRec it ends in "No module named 'lightgbm'"). RecBole's function
+# is replaced by one with its signature and return value that reads the checkpoint as
+# ``adrec_recbole.inference.load_checkpoint`` does (weights only, dataset and loaders rebuilt from
+# the data files, plugin models known). recbole.quick_start imports ray (seconds), so it is not
+# imported here: the replacement is installed when RecBole's module is imported, or now if it
+# already was. (Imports of this section are kept in it, apart from the fixes above.)
+import importlib.abc  # noqa: E402
+import importlib.machinery  # noqa: E402
+import sys  # noqa: E402
+
+
+def load_data_and_model(model_file):
+    """RecBole's ``load_data_and_model`` for this project's checkpoints: ``(config, model, dataset,
+    train_data, valid_data, test_data)`` (:func:`adrec_recbole.inference.load_checkpoint`)."""
+    from adrec_recbole.inference import load_checkpoint
+
+    return tuple(load_checkpoint(model_file))
+
+
+def _install_load_data_and_model(module):
+    module.load_data_and_model = load_data_and_model
+
+
+class _AfterImport(importlib.abc.MetaPathFinder):
+    """Calls ``install(module)`` right after module ``name`` is executed, before anyone imports from it."""
+
+    def __init__(self, name, install):
+        self.name, self.install = name, install
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname != self.name:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is not None and spec.loader is not None:
+            exec_module, install = spec.loader.exec_module, self.install
+
+            def exec_then_install(module):
+                exec_module(module)
+                install(module)
+
+            spec.loader.exec_module = exec_then_install
+        return spec
+
+
+_QUICK_START_MODULES = ("recbole.quick_start.quick_start", "recbole.quick_start")
+if not any(isinstance(finder, _AfterImport) for finder in sys.meta_path):
+    for _name in _QUICK_START_MODULES:
+        if _name in sys.modules:
+            _install_load_data_and_model(sys.modules[_name])
+    if _QUICK_START_MODULES[0] not in sys.modules:
+        sys.meta_path.insert(0, _AfterImport(_QUICK_START_MODULES[0], _install_load_data_and_model))

@@ -79,6 +79,12 @@ TRAINING_KEYS = {
     "MAX_ITEM_LIST_LENGTH": _integer(1),
 }
 
+#: the item catalogue and the zero-shot setting, for every model (:mod:`adrec_recbole.catalogue`)
+CATALOGUE_KEYS = {
+    "item_catalogue": _one_of(("text", "interactions")),
+    "zero_shot_items": _number(0, 1, high_open=True),
+}
+
 ADREC_KEYS = {
     # 1. item text
     "train_mode": _one_of(TRAIN_MODES),
@@ -149,6 +155,7 @@ def check_adrec_config(config):
 def check_config(config):
     """The keys every model's training reads, then the model's own (ADRec's here)."""
     _check_keys(config, {key: spec for key, spec in TRAINING_KEYS.items() if config[key] is not None})
+    _check_keys(config, {key: spec for key, spec in CATALOGUE_KEYS.items() if config[key] is not None})
     for key in ("resume", "trust_checkpoint"):
         if config[key] not in (None, True, False):
             raise ConfigError(f"{key}={config[key]!r}: expected True or False")

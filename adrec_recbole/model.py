@@ -114,6 +114,7 @@ class ADRec(SequentialRecommender):
         self.plm_batch_size = config["plm_batch_size"]
 
         # 1. Item representation: item text -> PLM inputs.
+        self.plm_settings = {key: config[key] for key in ("plm_path", "plm_layer", "text_length")}
         texts = getattr(dataset, "item_texts", None) or item_texts_for_dataset(dataset, config)[0]
         learned_pooling = config["item_pooling"] == "attention"
         pooling = None
@@ -309,3 +310,36 @@ class ADRec(SequentialRecommender):
     def full_sort_predict(self, interaction):
         raw, unit = self._item_vectors_for_scoring()
         return self._sequence_vectors(interaction, raw) @ unit.t()
+
+    # ---- public: the vectors scoring uses, for recommendation and export (inference.py) ---
+    @property
+    def item_embedding_device(self):
+        return next(self.online.parameters()).device
+
+    def item_vectors(self):
+        """Unit vectors [n_items, d] of every catalogue item (row 0: padding), as scoring uses them:
+        a score is the dot product of a sequence vector and one of these (the cosine)."""
+        return self._item_vectors_for_scoring()[1]
+
+    def sequence_vectors(self, interaction):
+        """Unit vectors [B, d] of the histories in ``interaction`` (``ITEM_SEQ``, ``ITEM_SEQ_LEN``)."""
+        return self._sequence_vectors(interaction, self._item_vectors_for_scoring()[0])
+
+    def encode_item_texts(self, texts):
+        """Unit vectors [len(texts), d] of items outside the catalogue, given by their item strings
+        (template applied), encoded as the catalogue's items are: the same PLM, layer, length and
+        adapter. Nothing is cached on disk for them."""
+        plm_path, plm_layer, text_length = (self.plm_settings[key] for key in ("plm_path", "plm_layer", "text_length"))
+        if self.train_mode == "frozen":
+            device, token_states = self.item_embedding_device, self.online.pooling is not None
+            table = frozen_item_vectors(plm_path, plm_layer, list(texts), text_length, self.plm_batch_size, device,
+                                        None, token_states=token_states)
+            inputs = (table["states"].to(device), table["mask"].to(device)) if token_states else table.to(device)
+            vectors = self.online.encode_items(inputs)
+        else:
+            tokenizer, _, _ = load_tokenizer_and_layer(plm_path, plm_layer)
+            tokens = tokenize_items(list(texts), tokenizer, text_length, None, resolve_plm_path(plm_path))
+            device = self.item_embedding_device
+            vectors = self.online.encode_items((tokens["input_ids"].long().to(device),
+                                                tokens["attention_mask"].long().to(device)))
+        return F.normalize(vectors, dim=-1)

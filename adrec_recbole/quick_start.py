@@ -22,6 +22,7 @@ from recbole.utils import get_model, get_trainer, init_logger, init_seed, set_co
 
 from adrec_recbole import compat  # noqa: F401  (RecBole fixes, applied on import)
 from adrec_recbole.atomic import write_json
+from adrec_recbole.catalogue import with_item_catalogue
 from adrec_recbole.checkpoint import (
     BEST_CHECKPOINT,
     LAST_CHECKPOINT,
@@ -31,6 +32,7 @@ from adrec_recbole.checkpoint import (
     resumable,
     save_last,
 )
+from adrec_recbole.cold_start import subset_results
 from adrec_recbole.config_check import ConfigError, check_config
 from adrec_recbole.data import DataFormatError, DatasetNotFoundError, ensure_dataset, validate_dataset
 from adrec_recbole.data.ensure import is_default_data_path
@@ -41,6 +43,7 @@ from adrec_recbole.safe_load import (
     UnsafeCheckpointError,
     create_dataset_without_pickles,
     data_preparation_without_pickles,
+    recbole_dataset_class,
 )
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -130,9 +133,11 @@ def prepare_data(config):
 
 
 def build_dataset(config):
-    """The dataset object the model needs: ADRec reads item text, others RecBole's own. Always
-    built from the data files: a saved dataset is never unpickled (:mod:`adrec_recbole.safe_load`)."""
-    return create_dataset_without_pickles(config, ADRecDataset if config["model"] in PLUGIN_MODELS else None)
+    """The dataset object the model needs: ADRec reads item text, others RecBole's own; every model
+    ranks the same catalogue (:mod:`adrec_recbole.catalogue`). Always built from the data files: a
+    saved dataset is never unpickled (:mod:`adrec_recbole.safe_load`)."""
+    dataset_class = ADRecDataset if config["model"] in PLUGIN_MODELS else recbole_dataset_class(config)
+    return create_dataset_without_pickles(config, with_item_catalogue(dataset_class))
 
 
 class EpochClock:
@@ -284,8 +289,12 @@ def _train_and_test(config, folder, checkpoint, callback_fn):
     test_start = time.time()
     test_result = trainer.evaluate(test_data, load_best_model=True, show_progress=config["show_progress"])
     test_seconds = time.time() - test_start
+    subsets = subset_results(trainer, train_data, test_data)  # cold-start (and zero-shot) test rows
     logger.info(set_color("best valid ", "yellow") + f": {best_valid_result}")
     logger.info(set_color("test result", "yellow") + f": {test_result}")
+    for name, subset in subsets.items():
+        logger.info(set_color(f"test {name}", "yellow") + f" ({subset['rows']} rows, {subset['items']} items): "
+                    f"{subset['result']}")
 
     result = {
         "model": config["model"],
@@ -296,6 +305,7 @@ def _train_and_test(config, folder, checkpoint, callback_fn):
         "best_valid_score": best_valid_score,
         "best_valid_result": dict(best_valid_result or {}),
         "test_result": dict(test_result or {}),
+        **subsets,
         "best_epoch": clock.best_epoch,
         "epochs_run": clock.epochs,
         "fit_seconds": round(fit_seconds, 1),

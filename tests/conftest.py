@@ -82,3 +82,41 @@ def shared_dataset_or_skip(name):
     if not folder.is_dir():
         pytest.skip(f"real data not found at {folder} (set ADREC_SHARED_DATASETS)")
     return SHARED_DATASETS
+
+
+COLD_ITEM_TITLE = "glass microscope slides"
+TEXT_ONLY_TITLES = ["guitar strap leather", "lab safety goggles"]
+
+
+@pytest.fixture(scope="session")
+def cold_data_root(tmp_path_factory):
+    """Tiny's users, plus: item 12 (a lab item) is the last item of four lab users only, so their test
+    rows target an item never in training (4 cold rows, 1 item); items 13-14 have text and no interaction."""
+    rng = random.Random(0)
+    titles = [title for family in FAMILIES.values() for title in family] + [COLD_ITEM_TITLE] + TEXT_ONLY_TITLES
+    sequences = []
+    for user in range(60):
+        family = user % len(FAMILIES)
+        items = [family * 4 + k for k in range(4)]
+        start = rng.randrange(4)
+        sequences.append([items[(start + step) % 4] for step in range(rng.randint(5, 9))])
+    for user in (2, 5, 8, 11):
+        sequences[user].append(12)
+    root = tmp_path_factory.mktemp("cold")
+    write_canonical_dataset(root, "Cold", sequences, titles)
+    return root
+
+
+@pytest.fixture(scope="session")
+def trained_checkpoints(cold_data_root, tmp_path_factory):
+    """``{model: run result}`` of ADRec and SASRec trained 2 epochs on the cold dataset (best.pth kept)."""
+    from adrec_recbole.quick_start import run
+
+    folder = tmp_path_factory.mktemp("trained")
+    settings = {
+        "data_path": str(cold_data_root), "checkpoint_dir": str(folder / "saved"),
+        "plm_cache_dir": str(folder / "cache"), "log_wandb": False, "state": "ERROR", "epochs": 2,
+        "train_batch_size": 32, "hidden_size": 32, "n_layers": 1, "n_heads": 2, "inner_size": 64, "topk": [10],
+    }
+    return {model: run(model, "Cold", config_dict={**settings, "result_file": str(folder / f"{model}.json")})
+            for model in ("ADRec", "SASRec")}

@@ -41,3 +41,14 @@ def test_frozen_attention_pooling_starts_at_the_mean_vectors_and_learns_its_quer
     model.eval()
     scores = model.full_sort_predict(batch)
     assert scores.shape == (len(batch), model.n_items)
+
+
+def test_a_new_items_text_is_pooled_as_the_catalogue_is(quick_settings):
+    _, model, train_data, _, _ = build(quick_settings, item_pooling="attention", pooling_heads=2)
+    with torch.no_grad():
+        model.online.pooling.queries.normal_()
+    model.eval()
+    texts = train_data.dataset.item_texts
+    new = model.encode_item_texts([texts[3], texts[7]])
+    assert torch.allclose(new, model.item_vectors()[[3, 7]], atol=1e-2)  # float16 cache vs float32 here
+    assert not torch.allclose(new[0], new[1], atol=1e-2)

@@ -38,6 +38,8 @@ Written to ``{out}/{dataset}/``:
 * ``paired.csv`` — one row per (table line, metric): mean and std of the paired difference
   against SASRec and the difference on each seed (``diff_seed{N}``);
 * ``cost.csv`` — CPU-hours and wall hours per row label and in all;
+* ``cold_start.csv`` — test metrics on the cold-start (and zero-shot) rows, mean and std over seeds
+  (:mod:`adrec_recbole.benchmark.cold_start`);
 * ``anchors.csv`` — the published numbers of :mod:`adrec_recbole.benchmark.anchors`, each row
   labelled with its paper and preprocessing (never merged into the files above);
 * ``README.md`` — the tables in Markdown: our runs, the paired differences, cost, failures, then
@@ -51,7 +53,7 @@ import statistics
 from pathlib import Path
 
 from adrec_recbole.atomic import _replace_with
-from adrec_recbole.benchmark import anchors
+from adrec_recbole.benchmark import anchors, cold_start
 from adrec_recbole.benchmark.equivalence import load_equivalences, representative
 from adrec_recbole.benchmark.records import load_records
 
@@ -108,6 +110,7 @@ def run_rows(records):
         }
         for metric, value in (result.get("test_result") or {}).items():
             row[f"test_{metric}"] = value
+        row.update(cold_start.run_columns(result))
         for column in COST_COLUMNS:
             row[column] = result.get(column)
         row["resumed_at_epoch"] = result.get("resumed_at_epoch")
@@ -421,6 +424,7 @@ def markdown(dataset, rows, entries, summary, earlier, anchor_rows, chart_name):
             lines.append("| " + " | ".join(_cell(cell) for cell in cells) + " |")
     else:
         lines.append(f"No line has {REFERENCE} runs of the same protocol and run-path code on common seeds yet.")
+    lines += cold_start.markdown_lines(entries)
     lines += ["", "## Compute spent", "",
               f"**{costs['cpu_hours']:.2f} CPU-hours** (sum over finished runs of (fit + test eval seconds) x torch "
               f"threads) and **{costs['wall_hours']:.2f} wall hours** (sum of the runs' process wall times, failed "
@@ -541,7 +545,7 @@ def build(folder, dataset):
 
 def write_report(folder, dataset):
     """Write every report file into ``folder`` (``{out}/{dataset}``) from the records in its ``runs/``;
-    return ``{'runs', 'summary', 'paired', 'cost', 'anchors', 'markdown', 'chart'}`` paths."""
+    return ``{'runs', 'summary', 'paired', 'cost', 'anchors', 'cold_start', 'markdown', 'chart'}`` paths."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     built = build(folder, dataset)
@@ -550,12 +554,14 @@ def write_report(folder, dataset):
     anchor_rows = anchors.anchors_for(dataset)
     paths = {name: folder / file for name, file in (
         ("runs", "runs.csv"), ("summary", "summary.csv"), ("paired", "paired.csv"), ("cost", "cost.csv"),
-        ("anchors", "anchors.csv"), ("markdown", "README.md"), ("chart", "chart.png"))}
+        ("anchors", "anchors.csv"), ("cold_start", "cold_start.csv"), ("markdown", "README.md"),
+        ("chart", "chart.png"))}
     write_csv(paths["runs"], public or [{"label": "no run records yet"}])
     write_csv(paths["summary"], built["summary"] or [{"label": "no run records yet"}])
     write_csv(paths["paired"], built["paired"] or [{"label": f"no line paired with {REFERENCE} yet"}])
     write_csv(paths["cost"], built["cost"])
     write_csv(paths["anchors"], anchor_rows or [{"label": f"no published numbers for {dataset}"}])
+    write_csv(paths["cold_start"], cold_start.summary(built["entries"]) or [{"label": "no cold-start metrics yet"}])
     chart(paths["chart"], dataset, rows, built["entries"], built["summary"])
     text = markdown(dataset, rows, built["entries"], built["summary"], built["earlier"], anchor_rows,
                     paths["chart"].name) + _equivalence_note(rows)
