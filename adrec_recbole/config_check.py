@@ -159,6 +159,9 @@ def check_distributed_config(config):
     offset = config["group_offset"] or config["offset"] or 0
     if world_size > 0 and nproc + offset > world_size:
         raise ConfigError(f"nproc={nproc} processes from group_offset={offset} exceed world_size={world_size}")
+    if (nproc > 1 or world_size > 1) and config["model"] == "Pop":
+        raise ConfigError("Pop counts the items of each process's share separately and keeps rank 0's counts "
+                          "(RecBole's Pop under DDP): train it in one process, which takes seconds")
     if world_size > nproc and config["ip"] is None:
         raise ConfigError(f"world_size={world_size} spans several nodes: give --ip (the address of the node "
                           "running rank 0) and the same --port on every node")

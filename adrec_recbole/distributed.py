@@ -204,7 +204,10 @@ def data_parallel(module, device_ids=None, **kwargs):
 
 # ---- gathering across ranks ---------------------------------------------------------------
 def _padded_to(tensor, rows):
-    return torch.cat([tensor, tensor.new_zeros(rows - tensor.size(0), *tensor.shape[1:])]) if rows > tensor.size(0) else tensor
+    """``tensor`` with zero rows appended up to ``rows`` (all_gather needs one shape on every rank)."""
+    if rows == tensor.size(0):
+        return tensor
+    return torch.cat([tensor, tensor.new_zeros(rows - tensor.size(0), *tensor.shape[1:])])
 
 
 def _row_counts(tensor):

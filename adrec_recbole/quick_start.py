@@ -284,8 +284,9 @@ def _launch(model, dataset, config_file_list, config_dict, config, callback_fn):
     if not on_cpu and nproc > torch.cuda.device_count():
         raise RunError(f"nproc={nproc} needs {nproc} GPUs, and gpu_id={config['gpu_id']!r} gives "
                        f"{torch.cuda.device_count()}: list them in --gpu_id (e.g. --gpu_id=0,1)")
-    threads = max(1, (os.cpu_count() or 1) // nproc) if on_cpu else None
-    status, value = distributed.spawn(_run_process, nproc, (model, dataset, config_file_list, {**(config_dict or {}), **settings}),
+    threads = max(1, (os.cpu_count() or 1) // nproc) if on_cpu else None  # the CPU's cores shared out
+    worker_dict = {**(config_dict or {}), **settings}
+    status, value = distributed.spawn(_run_process, nproc, (model, dataset, config_file_list, worker_dict),
                                       threads_per_process=threads)
     if status == "error":
         raise RunError(value)
