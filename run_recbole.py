@@ -4,6 +4,7 @@
     python run_recbole.py --model=SASRec --dataset=Scientific --epochs=5
     python run_recbole.py --model=ADRec --dataset=Scientific --config_files=properties/ADRec-paper.yaml
     python run_recbole.py --model=ADRec --dataset=Scientific --resume     # continue an interrupted run
+    python run_recbole.py --model=ADRec --dataset=Scientific --nproc=2    # 2 processes (GPUs, or CPU with gloo)
 
 Any other ``--key=value`` overrides a RecBole/ADRec setting, as in RecBole's own script. Each
 run keeps its checkpoints, log and results in its own folder under ``checkpoint_dir``

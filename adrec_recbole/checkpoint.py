@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from recbole.utils import set_color
 
+from adrec_recbole import distributed
 from adrec_recbole.atomic import torch_save
 from adrec_recbole.safe_load import plain_config, plain_other_parameter
 
@@ -54,13 +55,24 @@ def restore_rng_states(states, train_loader):
     train_loader.generator.set_state(states["train_loader"])
 
 
+def rng_states_of_this_rank(checkpoint):
+    """The RNG states this process saved in ``checkpoint``: with several processes, each
+    rank's are kept (``rng_by_rank``, in rank order), ``rng`` is rank 0's."""
+    return checkpoint["rng_by_rank"][distributed.rank()] if distributed.is_distributed() else checkpoint["rng"]
+
+
 def save_last(path, trainer, train_loader, next_epoch, stopped_early, run_state):
     """Write the ``last`` checkpoint: the state at the start of epoch ``next_epoch``.
 
-    ``run_state``: the run path's own bookkeeping (plain types), e.g. its epoch clock.
+    ``run_state``: the run path's own bookkeeping (plain types), e.g. its epoch clock. With
+    several processes every rank calls this (its RNG states are gathered) and rank 0 writes.
     """
+    rng = capture_rng_states(train_loader)
+    rng_by_rank = distributed.all_gather_objects(rng) if distributed.is_distributed() else None
+    if not distributed.is_main_process():
+        return
     best_result = trainer.best_valid_result
-    torch_save({
+    state = {
         "format": FORMAT_VERSION,
         "next_epoch": int(next_epoch),
         "stopped_early": bool(stopped_early),
@@ -70,9 +82,12 @@ def save_last(path, trainer, train_loader, next_epoch, stopped_early, run_state)
         "cur_step": int(trainer.cur_step),
         "best_valid_score": float(trainer.best_valid_score),
         "best_valid_result": {key: float(value) for key, value in best_result.items()} if best_result else None,
-        "rng": capture_rng_states(train_loader),
+        "rng": rng,
         "run_state": run_state,
-    }, path)
+    }
+    if rng_by_rank is not None:
+        state["rng_by_rank"] = rng_by_rank
+    torch_save(state, path)
 
 
 def best_checkpoint_state(trainer, epoch):
@@ -133,8 +148,8 @@ class ResumableTrainerMixin:
 
     def _save_checkpoint(self, epoch, verbose=True, **kwargs):
         """RecBole's best checkpoint (same keys), but of tensors and plain types only:
-        :func:`best_checkpoint_state`, written atomically, on rank 0 only (as RecBole)."""
-        if not self.config["single_spec"] and self.config["local_rank"] != 0:
+        :func:`best_checkpoint_state`, written atomically, by global rank 0 only."""
+        if not distributed.is_main_process():
             return
         saved_model_file = kwargs.pop("saved_model_file", self.saved_model_file)
         torch_save(best_checkpoint_state(self, epoch), saved_model_file)

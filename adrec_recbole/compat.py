@@ -19,6 +19,16 @@ two replaced — never the library itself.
   that setting runs the file's code). The run path never unpickles datasets or dataloaders: it
   builds them from the data files with ``safe_load.create_dataset_without_pickles`` and
   ``safe_load.data_preparation_without_pickles`` and names an ignored file in one warning.
+* Multi-process training (:mod:`adrec_recbole.distributed`). RecBole 1.2.1's
+  ``Config._init_device`` hard-codes the ``nccl`` backend and asserts GPUs for a process of a
+  multi-process run, so nothing of it runs on a CPU, and its trainer passes ``device_ids`` to
+  ``DistributedDataParallel``, which torch refuses for a CPU module. The run path builds its
+  settings with :class:`Config`, RecBole's ``Config`` whose ``_init_device`` is RecBole's own
+  in a single process and :func:`distributed.init_process` in a process of a multi-process run
+  (the backend follows the device: ``nccl`` on GPUs, ``gloo`` on the CPU); RecBole's trainer
+  module sees :func:`distributed.data_parallel` as its ``DistributedDataParallel``. RecBole's
+  reduction of evaluation metrics across processes is replaced where the run path builds its
+  trainer (:class:`distributed.ExactEvaluationMixin`, with the reason there).
 * RecBole reads atomic files with ``pandas.read_csv`` defaults, which treat ``"`` as a quote
   (an item title starting with ``"`` swallows the following tabs and lines) and turn ``NA``,
   ``null``, ``None``... into missing values. The canonical layout is plain unquoted TSV and
@@ -46,8 +56,9 @@ import recbole.data.dataset.dataset as _recbole_dataset
 import recbole.trainer.hyper_tuning as _recbole_hyper_tuning
 import recbole.trainer.trainer as _recbole_trainer
 import torch
+from recbole.config import Config as _RecBoleConfig
 
-from adrec_recbole import safe_load
+from adrec_recbole import distributed, safe_load
 
 
 class _ModuleView(types.ModuleType):
@@ -76,6 +87,23 @@ def _hyperopt_samples_with_generator():
         return (int(major), int(minor), int("".join(c for c in patch if c.isdigit()) or 0)) >= (0, 2, 7)
     except (importlib.metadata.PackageNotFoundError, ValueError):
         return False
+
+
+# ---- multi-process training: process group and device by device type, DDP on the CPU ------
+class Config(_RecBoleConfig):
+    """RecBole's ``Config``; in a process of a multi-process run (``local_rank`` given) its
+    device and process group come from :func:`distributed.init_process` instead of RecBole's
+    nccl-only code. A single process is configured by RecBole's own ``_init_device``."""
+
+    def _init_device(self):
+        if "local_rank" not in self.final_config_dict:
+            return super()._init_device()
+        return distributed.init_process(self.final_config_dict)
+
+
+if _recbole_trainer.DistributedDataParallel is not distributed.data_parallel:
+    _recbole_trainer.DistributedDataParallel = distributed.data_parallel
+# ---------------------------------------------------------------------------------------------
 
 
 warnings.filterwarnings("ignore", category=FutureWarning, module=r"recbole\.")

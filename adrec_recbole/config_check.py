@@ -85,6 +85,15 @@ CATALOGUE_KEYS = {
     "zero_shot_items": _number(0, 1, high_open=True),
 }
 
+DISTRIBUTED_KEYS = {  # RecBole's flags of a multi-process run (README "Multi-GPU and multi-node")
+    "nproc": _integer(1),
+    "world_size": ((lambda value: value == -1 or (_is_int(value) and value >= 1)), "-1 (nproc) or an integer >= 1"),
+    "group_offset": _integer(0),
+    "offset": _integer(0),
+    "ip": _string(),
+    "port": _integer(1, 65535),
+}
+
 ADREC_KEYS = {
     # 1. item text
     "train_mode": _one_of(TRAIN_MODES),
@@ -152,6 +161,21 @@ def check_adrec_config(config):
         raise ConfigError(f"{origin} {width} is not divisible by n_heads={config['n_heads']}")
 
 
+def check_distributed_config(config):
+    """``nproc``, ``world_size``, ``group_offset``, ``ip``, ``port``: types and how they fit."""
+    _check_keys(config, {key: spec for key, spec in DISTRIBUTED_KEYS.items() if config[key] is not None})
+    nproc, world_size = config["nproc"] or 1, config["world_size"] or -1
+    offset = config["group_offset"] or config["offset"] or 0
+    if world_size > 0 and nproc + offset > world_size:
+        raise ConfigError(f"nproc={nproc} processes from group_offset={offset} exceed world_size={world_size}")
+    if (nproc > 1 or world_size > 1) and config["model"] == "Pop":
+        raise ConfigError("Pop counts the items of each process's share separately and keeps rank 0's counts "
+                          "(RecBole's Pop under DDP): train it in one process, which takes seconds")
+    if world_size > nproc and config["ip"] is None:
+        raise ConfigError(f"world_size={world_size} spans several nodes: give --ip (the address of the node "
+                          "running rank 0) and the same --port on every node")
+
+
 def check_config(config):
     """The keys every model's training reads, then the model's own (ADRec's here)."""
     _check_keys(config, {key: spec for key, spec in TRAINING_KEYS.items() if config[key] is not None})
@@ -159,5 +183,6 @@ def check_config(config):
     for key in ("resume", "trust_checkpoint"):
         if config[key] not in (None, True, False):
             raise ConfigError(f"{key}={config[key]!r}: expected True or False")
+    check_distributed_config(config)
     if config["model"] == "ADRec":
         check_adrec_config(config)

@@ -28,6 +28,7 @@ from torch import nn
 
 from adrec_recbole import compat  # noqa: F401  (RecBole fixes, also for users of RecBole's own Trainer)
 from adrec_recbole.config_check import check_adrec_config
+from adrec_recbole.distributed import concat_all_gather, gather_batch_candidates
 from adrec_recbole.losses import arc_margin_catalogue_loss, arc_margin_contrastive_loss
 from adrec_recbole.momentum import VectorQueue, momentum_update
 from adrec_recbole.text import item_texts_for_dataset
@@ -100,6 +101,9 @@ class ADRecTower(nn.Module):
 
 class ADRec(SequentialRecommender):
     input_type = InputType.POINTWISE
+    # Several processes (DDP): the item tables are the same on every rank and the queues receive
+    # the keys of all ranks (section 4), so buffers are synced once, never broadcast each step.
+    sync_buffers_each_step = False
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
@@ -213,11 +217,13 @@ class ADRec(SequentialRecommender):
 
     # ---- sections 3 and 4: training ------------------------------------------------------
     def _sequence_to_item_loss(self, sequences, momentum_targets, target, candidate_ids, candidates, item_negatives):
-        """Term 1, sequence -> next item: against the item queue (paper), all items, or the batch."""
+        """Term 1, sequence -> next item: against the item queue (paper), all items, or the batch
+        (with several processes, the items of every rank's batch)."""
         if self.seq_item_negatives == "queue":
             return arc_margin_contrastive_loss(sequences, momentum_targets, item_negatives, self.arc_scale, self.arc_margin)
         if self.seq_item_negatives == "catalogue":
             return arc_margin_catalogue_loss(sequences, candidates, target, self.arc_scale, self.arc_margin)
+        candidate_ids, candidates = gather_batch_candidates(candidate_ids, candidates)  # every rank's batch
         target_rows = torch.searchsorted(candidate_ids, target)
         padding_row = 0 if candidate_ids[0] == 0 else None
         return arc_margin_catalogue_loss(sequences, candidates, target_rows, self.arc_scale, self.arc_margin, padding_row)
@@ -267,11 +273,12 @@ class ADRec(SequentialRecommender):
         return w1 * seq_to_item, w2 * item_to_seq, w3 * seq_to_own, w4 * item_to_own
 
     def _enqueue(self, momentum_targets, momentum_sequences):
-        """Section 4: this batch's momentum keys into the queues that exist."""
+        """Section 4: this batch's momentum keys into the queues that exist; with several
+        processes, the keys of every rank in rank order, so that all ranks hold the same queues."""
         if self.item_queue is not None:
-            self.item_queue.enqueue(momentum_targets)
+            self.item_queue.enqueue(concat_all_gather(momentum_targets))
         if self.sequence_queue is not None:
-            self.sequence_queue.enqueue(momentum_sequences)
+            self.sequence_queue.enqueue(concat_all_gather(momentum_sequences))
 
     # ---- scoring -----------------------------------------------------------------------
     # The scoring cache is dropped whenever the weights or their device may have changed.

@@ -4,6 +4,8 @@ RecBole's ``quick_start.run_recbole`` looks models up by name in its own package
 plugin writes its own (as UniSRec's ``finetune.py`` and RecBole-GNN's ``quick_start`` do):
 Config -> seed and logger -> dataset -> data_preparation -> model -> Trainer fit/evaluate.
 Any RecBole model runs through the same function by name, on the same data and protocol.
+With ``nproc > 1`` (or ``world_size`` set, or under ``torchrun``) the same function runs in
+every process of a multi-process run (:mod:`adrec_recbole.distributed`).
 """
 import contextlib
 import logging
@@ -17,10 +19,10 @@ from logging import getLogger
 
 import torch
 import yaml
-from recbole.config import Config
 from recbole.utils import get_model, get_trainer, init_logger, init_seed, set_color
 
-from adrec_recbole import compat  # noqa: F401  (RecBole fixes, applied on import)
+from adrec_recbole import distributed
+from adrec_recbole.compat import Config  # RecBole's, fixed for multi-process runs (compat applies its fixes on import)
 from adrec_recbole.atomic import write_json
 from adrec_recbole.catalogue import with_item_catalogue
 from adrec_recbole.checkpoint import (
@@ -30,6 +32,7 @@ from adrec_recbole.checkpoint import (
     restore_rng_states,
     restore_trainer,
     resumable,
+    rng_states_of_this_rank,
     save_last,
 )
 from adrec_recbole.cold_start import subset_results
@@ -201,6 +204,29 @@ def _start_or_resume(config, folder):
     return checkpoint
 
 
+def _claim_run(config, cleanup):
+    """The run's folder and the ``last`` checkpoint to resume from (or None).
+
+    Rank 0 (or the only process) makes sure of the data, locks the folder and decides whether to
+    resume (:func:`_start_or_resume`); the other ranks follow its decision and read the same
+    checkpoint, so with several nodes the folder must be on a filesystem they share.
+    """
+    checkpoint = decision = None
+    if distributed.is_main_process():
+        prepare_data(config)
+        folder = run_folder(config)
+        try:
+            cleanup.enter_context(RunLock(folder))
+        except RunLockedError as error:
+            raise RunError(str(error)) from None
+        checkpoint = _start_or_resume(config, folder)
+        decision = (folder, checkpoint is not None)
+    folder, resuming = distributed.broadcast_from_main(decision)
+    if resuming and checkpoint is None:
+        checkpoint = load_last(os.path.join(folder, LAST_CHECKPOINT), config["device"])
+    return folder, checkpoint
+
+
 @contextlib.contextmanager
 def _log_into(folder):
     """Also write the root logger's records to ``folder/run.log`` (appending on resume)."""
@@ -226,23 +252,62 @@ def run(model, dataset, config_file_list=None, config_dict=None, callback_fn=Non
     an interrupted run continues from its ``last`` checkpoint and ends with the metrics the
     uninterrupted run would have had. ``callback_fn(epoch_idx, valid_score)`` is called after
     each validation (used by tuning).
+
+    With ``nproc: N > 1`` (or ``world_size`` set) this process starts N processes that each run
+    this function (:func:`_run_process`) and returns rank 0's result; a process started by
+    ``torchrun`` is one of them directly. Rank 0 alone writes the run's files.
     """
+    launched_by_torchrun = distributed.torchrun_settings()
+    if launched_by_torchrun:
+        config_dict = {**(config_dict or {}), **launched_by_torchrun}
     config = build_config(model, dataset, config_file_list, config_dict)
-    prepare_data(config)
-    folder = run_folder(config)
+    if distributed.launch_requested(config):
+        return _launch(model, dataset, config_file_list, config_dict, config, callback_fn)
     with contextlib.ExitStack() as cleanup:
+        cleanup.callback(distributed.close)
         try:
-            cleanup.enter_context(RunLock(folder))
-        except RunLockedError as error:
-            raise RunError(str(error)) from None
-        try:
-            checkpoint = _start_or_resume(config, folder)
+            folder, checkpoint = _claim_run(config, cleanup)
             init_seed(config["seed"], config["reproducibility"])
-            init_logger(config)
-            cleanup.enter_context(_log_into(folder))
+            if distributed.is_main_process():
+                init_logger(config)
+                cleanup.enter_context(_log_into(folder))
+            else:
+                getLogger().setLevel(logging.ERROR)
             return _train_and_test(config, folder, checkpoint, callback_fn)
         except UnsafeCheckpointError as error:
             raise RunError(str(error)) from None
+
+
+def _launch(model, dataset, config_file_list, config_dict, config, callback_fn):
+    """Start this node's processes of a multi-process run and wait for them; rank 0's result,
+    or the one-line error a process stopped with."""
+    if callback_fn is not None:
+        raise RunError("a multi-process run calls no callback (the tuner runs one process per trial): leave nproc at 1")
+    settings = distributed.worker_settings(config)
+    nproc = settings["nproc"]
+    on_cpu = config["device"].type == "cpu"
+    if not on_cpu and nproc > torch.cuda.device_count():
+        raise RunError(f"nproc={nproc} needs {nproc} GPUs, and gpu_id={config['gpu_id']!r} gives "
+                       f"{torch.cuda.device_count()}: list them in --gpu_id (e.g. --gpu_id=0,1)")
+    threads = max(1, (os.cpu_count() or 1) // nproc) if on_cpu else None  # the CPU's cores shared out
+    worker_dict = {**(config_dict or {}), **settings}
+    status, value = distributed.spawn(_run_process, nproc, (model, dataset, config_file_list, worker_dict),
+                                      threads_per_process=threads)
+    if status == "error":
+        raise RunError(value)
+    return value
+
+
+def _run_process(local_rank, model, dataset, config_file_list, config_dict, outcome):
+    """One process of a multi-process run started by :func:`_launch`: local rank 0 reports the
+    result to the parent, a process stopped by bad input its one-line error (exit code 2)."""
+    try:
+        result = run(model, dataset, config_file_list, {**config_dict, "local_rank": local_rank})
+    except RunError as error:
+        outcome.put(("error", str(error)))
+        sys.exit(2)
+    if local_rank == 0:
+        outcome.put(("ok", result))
 
 
 def _train_and_test(config, folder, checkpoint, callback_fn):
@@ -253,11 +318,15 @@ def _train_and_test(config, folder, checkpoint, callback_fn):
     logger.info(dataset_obj)
     train_data, valid_data, test_data = data_preparation_without_pickles(config, dataset_obj)
 
-    init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
+    init_seed(config["seed"] + distributed.rank(), config["reproducibility"])
     model_class = PLUGIN_MODELS.get(config["model"]) or get_model(config["model"])
-    model_obj = model_class(config, train_data.dataset).to(config["device"])
+    with distributed.main_process_first():  # rank 0 fills the item-vector cache for the others
+        model_obj = model_class(config, train_data.dataset).to(config["device"])
     logger.info(model_obj)
-    trainer = resumable(get_trainer(config["MODEL_TYPE"], config["model"]))(config, model_obj)
+    trainer_class = resumable(get_trainer(config["MODEL_TYPE"], config["model"]))
+    if distributed.is_distributed():
+        trainer_class = distributed.exact_evaluation(trainer_class)
+    trainer = trainer_class(config, model_obj)
     trainer.saved_model_file = os.path.join(folder, BEST_CHECKPOINT)
     trainer.last_checkpoint_file = os.path.join(folder, LAST_CHECKPOINT)
     clock = EpochClock(config["valid_metric_bigger"], checkpoint["run_state"]["clock"] if checkpoint else None)
@@ -270,7 +339,7 @@ def _train_and_test(config, folder, checkpoint, callback_fn):
         stopped_early = checkpoint["stopped_early"]
         logger.info(set_color("resuming", "yellow") + f" {folder} at epoch {checkpoint['next_epoch']}"
                     + (" (training had ended)" if stopped_early else ""))
-        restore_rng_states(checkpoint["rng"], train_data)
+        restore_rng_states(rng_states_of_this_rank(checkpoint), train_data)
 
     def on_epoch_end(epoch_idx, valid_score):
         clock(epoch_idx, valid_score)
@@ -286,6 +355,7 @@ def _train_and_test(config, folder, checkpoint, callback_fn):
         save_last(trainer.last_checkpoint_file, trainer, train_data, trainer.epochs_done, stopped_early,
                   trainer.run_state())
     fit_seconds = clock.seconds
+    distributed.barrier()  # rank 0 has written the best checkpoint the others load
     test_start = time.time()
     test_result = trainer.evaluate(test_data, load_best_model=True, show_progress=config["show_progress"])
     test_seconds = time.time() - test_start
@@ -314,6 +384,7 @@ def _train_and_test(config, folder, checkpoint, callback_fn):
         "parameters": sum(p.numel() for p in model_obj.parameters() if p.requires_grad),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "device": str(config["device"]),
+        "world_size": distributed.world_size(),
         "torch_threads": torch.get_num_threads(),
         "machine": platform.machine(),
         "run_folder": folder,
@@ -321,7 +392,8 @@ def _train_and_test(config, folder, checkpoint, callback_fn):
         "checkpoint": trainer.saved_model_file,
     }
     result_file = config["result_file"] or os.path.join(folder, RESULT_FILE)
-    write_json(result_file, result)
-    logger.info(set_color("results saved", "yellow") + f": {result_file}")
+    if distributed.is_main_process():
+        write_json(result_file, result)
+        logger.info(set_color("results saved", "yellow") + f": {result_file}")
     result["result_file"] = result_file
     return result

@@ -21,7 +21,7 @@ NOT_PART_OF_IDENTITY = {
     "checkpoint_dir", "result_file", "run_name", "resume", "dataloaders_save_path", "dataset_save_path",
     "save_dataloaders", "save_dataset", "plm_cache_dir", "download", "state", "show_progress", "log_wandb",
     "wandb_project", "device", "gpu_id", "use_gpu", "local_rank", "single_spec", "nproc", "world_size", "offset",
-    "ip", "port", "worker", "epochs", "eval_batch_size", "trust_checkpoint",
+    "ip", "port", "worker", "epochs", "eval_batch_size", "trust_checkpoint", "group_offset",
 }
 
 
@@ -30,11 +30,15 @@ class RunLockedError(RuntimeError):
 
 
 def settings_hash(config, length=8):
-    """Hex digest of the settings that define what the run computes."""
+    """Hex digest of the settings that define what the run computes. The number of processes of a
+    multi-process run is one of them (each rank draws its own batches and dropout), a single
+    process adds nothing."""
     settings = {
         key: os.path.abspath(value) if key == "data_path" else value
         for key, value in config.final_config_dict.items() if key not in NOT_PART_OF_IDENTITY
     }
+    if not config["single_spec"] and config["world_size"] > 1:
+        settings["processes"] = config["world_size"]
     text = json.dumps(settings, sort_keys=True, default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]
 
