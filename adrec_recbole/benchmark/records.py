@@ -31,10 +31,12 @@ changes; ``None`` without git. Per model:
 
 * every model: the RUN PATH (:data:`RUN_PATH`: ``adrec_recbole/__init__.py``, ``quick_start.py``,
   ``run_folder.py``, ``checkpoint.py``, ``safe_load.py``, ``atomic.py``, ``compat.py``,
-  ``config_check.py``, ``data/``, ``properties/overall.yaml``, ``properties/dataset/``) and the
-  model's own ``properties/model/{Model}.yaml``;
+  ``config_check.py``, ``paths.py``, ``data/``, ``properties/overall.yaml``, ``properties/dataset/``,
+  all under ``adrec_recbole/``) and the model's own ``properties/model/{Model}.yaml``;
 * ADRec (a plugin model, :data:`PLUGIN_MODELS`): also the whole package except the tools that do
-  not change what a run computes (``adrec_recbole/benchmark/``, ``adrec_recbole/tune.py``).
+  not change what a run computes (``adrec_recbole/benchmark/``, ``adrec_recbole/tune/``) and the
+  other models' and variants' yaml files (``adrec_recbole/properties/``: a variant's files count by
+  content, in its fingerprint).
 
 So a change to ``model.py`` makes ADRec's runs stale but not SASRec's, and a change to the run
 path makes every model's runs stale. RecBole itself and the other libraries are not part of it
@@ -56,10 +58,10 @@ from pathlib import Path
 import yaml
 
 from adrec_recbole.atomic import write_json  # noqa: F401  (re-exported for the benchmark)
+from adrec_recbole.paths import PACKAGE_DIR, PROPERTIES_DIR
 from adrec_recbole.run_folder import NOT_PART_OF_IDENTITY
 
-PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-PROPERTIES_DIR = os.path.join(PROJECT_ROOT, "properties")
+PROJECT_ROOT = os.path.dirname(PACKAGE_DIR)
 
 #: record format written by this version (records without it are the earlier, git-ignored kind)
 RECORD_FORMAT = 2
@@ -72,12 +74,13 @@ IGNORED_KEYS = (set(NOT_PART_OF_IDENTITY) - {"epochs"}) | {"seed", "data_path"}
 RUN_PATH = (
     "adrec_recbole/__init__.py", "adrec_recbole/quick_start.py", "adrec_recbole/run_folder.py",
     "adrec_recbole/checkpoint.py", "adrec_recbole/safe_load.py", "adrec_recbole/atomic.py",
-    "adrec_recbole/compat.py", "adrec_recbole/config_check.py", "adrec_recbole/data/",
-    "properties/overall.yaml", "properties/dataset/",
+    "adrec_recbole/compat.py", "adrec_recbole/config_check.py", "adrec_recbole/paths.py", "adrec_recbole/data/",
+    "adrec_recbole/properties/overall.yaml", "adrec_recbole/properties/dataset/",
 )
 #: models implemented in this package: their code version covers the package (less the tools)
 PLUGIN_MODELS = ("ADRec",)
-PLUGIN_CODE = ("adrec_recbole/", ":(exclude)adrec_recbole/benchmark/", ":(exclude)adrec_recbole/tune.py")
+PLUGIN_CODE = ("adrec_recbole/", ":(exclude)adrec_recbole/benchmark/", ":(exclude)adrec_recbole/tune/",
+               ":(exclude)adrec_recbole/properties/")
 
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
@@ -166,7 +169,7 @@ def code_paths(model):
     paths = list(RUN_PATH)
     if model in PLUGIN_MODELS:
         paths += PLUGIN_CODE
-    return paths + [f"properties/model/{model}.yaml"]
+    return paths + [f"adrec_recbole/properties/model/{model}.yaml"]
 
 
 def _git(*args):
