@@ -31,11 +31,12 @@ from adrec_recbole.checkpoint import (
     resumable,
     save_last,
 )
-from adrec_recbole.config_check import ConfigError, check_config
+from adrec_recbole.config_check import ConfigError, check_config, check_setting_names
 from adrec_recbole.data import DataFormatError, DatasetNotFoundError, ensure_dataset, validate_dataset
 from adrec_recbole.data.ensure import is_default_data_path
 from adrec_recbole.dataset import ADRecDataset
 from adrec_recbole.model import ADRec
+from adrec_recbole.paths import PROPERTIES_DIR, not_found_message, resolve_user_file
 from adrec_recbole.run_folder import RunLock, RunLockedError, run_folder, settings_hash
 from adrec_recbole.safe_load import (
     UnsafeCheckpointError,
@@ -43,8 +44,6 @@ from adrec_recbole.safe_load import (
     data_preparation_without_pickles,
 )
 
-PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PROPERTIES_DIR = os.path.join(PROJECT_ROOT, "properties")
 PLUGIN_MODELS = {"ADRec": ADRec}
 RESULT_FILE = "result.json"
 
@@ -68,7 +67,8 @@ def resolve_model(name):
 
 
 def config_files_for(model_name, dataset, config_file_list=None):
-    """The project's yaml files for this model and dataset, then the user's (later wins)."""
+    """The project's yaml files for this model and dataset, then the user's (later wins); a
+    user's file is found in the working directory, else among the package's properties."""
     candidates = [
         os.path.join(PROPERTIES_DIR, "overall.yaml"),
         os.path.join(PROPERTIES_DIR, "dataset", f"{dataset}.yaml"),
@@ -76,9 +76,10 @@ def config_files_for(model_name, dataset, config_file_list=None):
     ]
     files = [path for path in candidates if os.path.isfile(path)]
     for path in config_file_list or []:
-        if not os.path.isfile(path):
-            raise RunError(f"config file not found: {path}")
-        files.append(path)
+        found = resolve_user_file(path)
+        if found is None:
+            raise RunError(not_found_message("config file", path))
+        files.append(found)
     return files
 
 
@@ -107,10 +108,19 @@ def build_config(model, dataset, config_file_list=None, config_dict=None):
     except SyntaxError as error:  # RecBole's parser of --key=value flags
         raise RunError(str(error).strip().splitlines()[0]) from None
     try:
+        check_setting_names(config, config.cmd_config_dict)
         check_config(config)
     except ConfigError as error:
         raise RunError(str(error)) from None
+    if config["show_progress"] is None:
+        config["show_progress"] = progress_bars_wanted()
     return config
+
+
+def progress_bars_wanted():
+    """``show_progress`` left unset: RecBole's progress bars on a terminal, none in CI or when the
+    output goes to a file (a log would fill with bar updates)."""
+    return sys.stderr.isatty() and not os.environ.get("CI")
 
 
 def prepare_data(config):
