@@ -23,7 +23,16 @@ this process, one trial at a time; ``--tool ray`` (:mod:`~adrec_recbole.tune.ray
 trials in parallel on a local or existing Ray cluster, reports every epoch to ASHA and resumes an
 interrupted search.
 """
-from adrec_recbole.tune.cli import main, run_search
-from adrec_recbole.tune.space import Param, grid_size, ray_space, read_space
+import importlib
 
-__all__ = ["Param", "grid_size", "main", "ray_space", "read_space", "run_search"]
+#: the package's public names and their modules, imported on first use (PEP 562) so that
+#: ``run_hyper.py --help`` (which reads :mod:`~adrec_recbole.tune.options`) needs no torch
+_EXPORTS = {"main": "cli", "run_search": "cli", "Param": "space", "grid_size": "space", "ray_space": "space",
+            "read_space": "space"}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)

@@ -10,6 +10,7 @@ from adrec_recbole.tune.space import plain_value
 
 
 def format_value(value, short=False):
+    """A table cell: floats in full (or 4 digits when ``short``), lists and dicts as JSON."""
     if isinstance(value, float):
         return f"{value:.4g}" if short else repr(value)
     if isinstance(value, (list, dict)):
@@ -18,6 +19,7 @@ def format_value(value, short=False):
 
 
 def format_params(params):
+    """``name=value, ...`` with short numbers, for one-line summaries."""
     return ", ".join(f"{key}={format_value(value, short=True)}" for key, value in params.items())
 
 
@@ -110,3 +112,45 @@ def write_best_config(rows, settings, out):
         yaml.safe_dump(config, handle, sort_keys=False, default_flow_style=None)
     return path, best
 
+
+
+def _in_trial_order(rows):
+    """Rows with a validation score, in the order the trials were made (RecBole's files' order)."""
+    return sorted((row for row in rows if isinstance(row.get("valid"), (int, float))), key=lambda row: row["trial"])
+
+
+def write_recbole_results(rows, path):
+    """RecBole's ``HyperTuning.export_result`` file (``run_hyper.py --output_file``): for each
+    completed trial, its parameters as ``name:value, ...``, then ``Valid result:`` and ``Test
+    result:`` as RecBole's ``dict2str`` prints them, a blank line between trials."""
+    from recbole.trainer import HyperTuning
+    from recbole.utils.utils import dict2str
+
+    with open(path, "w", encoding="utf-8") as handle:
+        for row in _in_trial_order(rows):
+            if row.get("status") != "completed":
+                continue
+            handle.write(HyperTuning.params2str(row["params"]) + "\n")
+            handle.write("Valid result:\n" + dict2str(row.get("valid_result") or {}) + "\n")
+            handle.write("Test result:\n" + dict2str(row.get("test") or {}) + "\n\n")
+    return path
+
+
+def write_display_file(rows, settings, path):
+    """RecBole's ``HyperTuning.plot_hyper`` figure (``run_hyper.py --display_file``): the best
+    validation score of each trial in trial order, parameters on hover, as a standalone HTML file.
+    (RecBole's own breaks on numpy >= 1.24, ``np.str``, and opens a browser.)"""
+    import plotly.graph_objs as go
+    from plotly.offline import plot
+
+    scored = _in_trial_order(rows)
+    figure = go.Figure(
+        data=[go.Scatter(x=[str(number) for number in range(1, len(scored) + 1)], y=[row["valid"] for row in scored],
+                         text=[format_params(row["params"]) for row in scored], mode="lines+markers",
+                         marker=dict(color="green"), showlegend=True,
+                         name=f"{settings['model']} tuning process")],
+        layout=go.Layout(title="hyperparams_tuning", xaxis=dict(title="trials"),
+                         yaxis=dict(title=f"valid {settings['metric']}")),
+    )
+    plot(figure, filename=path, auto_open=False)
+    return path
