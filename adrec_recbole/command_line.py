@@ -68,13 +68,23 @@ def parse_bool(text):
     return value in ("true", "1", "yes")
 
 
+class _Setting(argparse.Action):
+    """Stores a common setting's value; a second, different value is an error (RecBole's rule)."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        previous = getattr(namespace, self.dest, None)
+        if previous is not None and previous != value:
+            raise FlagError(f"{option_string} is given twice, with {previous!r} and {value!r}")
+        setattr(namespace, self.dest, value)
+
+
 def add_common_settings(parser, title="common settings (any RecBole or ADRec setting works the same way)"):
     """List :data:`COMMON_SETTINGS` in ``--help``; their values stay strings, as RecBole's flags."""
     group = parser.add_argument_group(title)
     for name, metavar, text in COMMON_SETTINGS:
         switch = {"nargs": "?", "const": "True"} if name in SWITCHES else {}
         group.add_argument(f"--{name}", dest=f"setting:{name}", metavar=metavar, default=argparse.SUPPRESS, help=text,
-                           **switch)
+                           action=_Setting, **switch)
     return group
 
 
