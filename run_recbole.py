@@ -17,15 +17,7 @@ the working directory; item-text vectors are cached in plm_cache_dir (~/.cache/a
 """
 import sys
 
-from adrec_recbole.command_line import (
-    FlagError,
-    OneLineParser,
-    add_common_settings,
-    fail,
-    parse_bool,
-    parse_command_line,
-    recbole_arguments,
-)
+from adrec_recbole.command_line import FlagError, OneLineParser, add_common_settings, fail, parse_bool, parse_command_line
 
 
 def build_parser():
@@ -53,19 +45,17 @@ def main(argv=None):
         options, settings = parse_command_line(build_parser(), argv)
         if options.nproc != 1 or options.world_size not in (-1, 1):
             raise FlagError("--nproc/--world_size: this version trains in one process; leave them out")
-        for name, value in (("resume", options.resume), ("run_name", options.run_name)):
-            if value is not None:
-                settings[name] = value
-        # RecBole's Config reads the settings from sys.argv, now in the one form it understands.
-        sys.argv = [sys.argv[0], f"--model={options.model}", f"--dataset={options.dataset}"] + (
-            [f"--config_files={options.config_files}"] if options.config_files else []) + recbole_arguments(settings)
     except FlagError as error:
         fail(error)
     from adrec_recbole.quick_start import RunError, run  # torch and RecBole: only once --help is past
 
+    flag_names = list(settings)  # each must be a setting of the run (a typo is an error, not ignored)
+    settings.update({name: value for name, value in (("resume", options.resume), ("run_name", options.run_name))
+                     if value is not None})
     config_files = options.config_files.split() if options.config_files else None
     try:
-        result = run(options.model, options.dataset, config_file_list=config_files)
+        result = run(options.model, options.dataset, config_file_list=config_files, config_dict=settings,
+                     flag_names=flag_names)
     except RunError as error:
         fail(error)
     except KeyboardInterrupt:

@@ -6,8 +6,10 @@ args [...] will not be used in RecBole"): ``--data_path ../x`` ran on ``dataset/
 each argument is accounted for (:func:`parse_command_line`): the script's options and the common
 settings through argparse (so ``--help`` lists them), any other setting as ``--key=value`` or
 ``--key value``; a stray word, a flag without its value or a malformed name stops with one line
-(:class:`FlagError`, printed as ``error: ...``, exit code 2). Whether a setting's NAME exists is
-checked once RecBole's configuration is built (:func:`adrec_recbole.config_check.check_setting_names`).
+(:class:`FlagError`, printed as ``error: ...``, exit code 2). The settings go to the run path as its
+``config_dict`` (RecBole converts their values as it converts its own flags: ``--topk [10]`` is a
+list), and whether each NAME exists is checked once RecBole's configuration is built
+(:func:`adrec_recbole.config_check.check_setting_names`).
 
 Import-light (argparse only): ``--help`` answers at once.
 """
@@ -130,19 +132,3 @@ def parse_command_line(parser, argv):
             raise FlagError(f"--{name} is given twice, with {settings[name]!r} and {value!r}")
         settings[name] = value
     return options, settings
-
-
-def recbole_arguments(settings):
-    """``settings`` as the ``--key=value`` arguments RecBole's ``Config`` reads from ``sys.argv``.
-
-    RecBole splits each argument on ``=`` and drops one with more than one, so a value holding
-    ``=`` cannot travel this way: that stops with one line pointing to a yaml file instead.
-    """
-    arguments = []
-    for name, value in settings.items():
-        value = str(value)
-        if "=" in value:
-            raise FlagError(f"--{name}: RecBole cannot read a value containing '=' from the command line; "
-                            f"put {name} in a yaml file and give it with --config_files")
-        arguments.append(f"--{name}={value}")
-    return arguments

@@ -146,19 +146,16 @@ def check_adrec_config(config):
 
 #: settings the run path reads although no yaml file sets them (:mod:`adrec_recbole.quick_start`)
 RUN_SETTINGS = ("resume", "run_name", "result_file", "trust_checkpoint")
-#: settings RecBole's multi-process runs pass to every process (RecBole's ``run_recboles``)
-PROCESS_SETTINGS = ("nproc", "ip", "port", "world_size", "offset")
-#: the command line's model, dataset and yaml files, which RecBole also keeps as settings
-COMMAND_SETTINGS = ("model", "dataset", "config_files")
 
 
 def check_setting_names(config, names):
-    """Each of ``names`` (the settings given on the command line) must be a setting of this run:
-    one of RecBole's (its defaults for this model and dataset), one of the yaml files read, one of
-    ADRec's, or one the run path reads. RecBole itself keeps any name silently, so a typo such as
-    ``--epoch=5`` would train 300 epochs; here it is one line."""
+    """Each of ``names`` (the settings a user typed as flags) must be a setting of this run: one of
+    RecBole's (its defaults for this model and dataset), one of the yaml files read, one of ADRec's
+    (also accepted for other models, so that one command line serves several), or one the run path
+    reads. RecBole itself keeps any name silently, so a typo such as ``--epoch=5`` would train 300
+    epochs; here it is one line."""
     known = (set(config.internal_config_dict) | set(config.file_config_dict) | set(ADREC_KEYS)
-             | {"plm_cache_dir"} | set(RUN_SETTINGS) | set(PROCESS_SETTINGS) | set(COMMAND_SETTINGS))
+             | {"plm_cache_dir"} | set(RUN_SETTINGS))
     for name in names:
         if name not in known:
             close = difflib.get_close_matches(name, sorted(known), n=1)

@@ -95,20 +95,33 @@ def _check_yaml_syntax(path):
         raise RunError(f"{path}: not UTF-8 ({error.reason} at byte {error.start})") from None
 
 
-def build_config(model, dataset, config_file_list=None, config_dict=None):
-    """RecBole ``Config`` with the project's property files, checked (:mod:`config_check`)
-    before anything is loaded; ``model`` is a name."""
+@contextlib.contextmanager
+def _command_line_hidden():
+    """RecBole's ``Config`` also reads ``--key=value`` from ``sys.argv``: hidden while it is built,
+    so that only the settings given here count, whatever program runs this (``run_recbole.py``
+    parses its own flags, :mod:`adrec_recbole.command_line`; under pytest, Ray or a user's script
+    the process's arguments are not RecBole settings)."""
+    argv = sys.argv
+    sys.argv = argv[:1]
+    try:
+        yield
+    finally:
+        sys.argv = argv
+
+
+def build_config(model, dataset, config_file_list=None, config_dict=None, flag_names=()):
+    """RecBole ``Config`` with the project's property files, then ``config_dict``, checked
+    (:mod:`config_check`) before anything is loaded; ``model`` is a name. ``flag_names``: the keys of
+    ``config_dict`` a user typed as flags, each of which must be a setting of this run."""
     model_class_or_name = resolve_model(model)
     config_files = config_files_for(model, dataset, config_file_list)
     for path in config_files:
         _check_yaml_syntax(path)
-    try:
+    with _command_line_hidden():
         config = Config(model=model_class_or_name, dataset=dataset, config_file_list=config_files,
                         config_dict=config_dict)
-    except SyntaxError as error:  # RecBole's parser of --key=value flags
-        raise RunError(str(error).strip().splitlines()[0]) from None
     try:
-        check_setting_names(config, config.cmd_config_dict)
+        check_setting_names(config, flag_names)
         check_config(config)
     except ConfigError as error:
         raise RunError(str(error)) from None
@@ -224,15 +237,15 @@ def _log_into(folder):
         handler.close()
 
 
-def run(model, dataset, config_file_list=None, config_dict=None, callback_fn=None):
+def run(model, dataset, config_file_list=None, config_dict=None, callback_fn=None, flag_names=()):
     """Train and test ``model`` on ``dataset``; return (and save as JSON) the results.
 
     The run lives in its own folder (:mod:`adrec_recbole.run_folder`); with ``resume: True``
     an interrupted run continues from its ``last`` checkpoint and ends with the metrics the
     uninterrupted run would have had. ``callback_fn(epoch_idx, valid_score)`` is called after
-    each validation (used by tuning).
+    each validation (used by tuning). ``flag_names``: see :func:`build_config`.
     """
-    config = build_config(model, dataset, config_file_list, config_dict)
+    config = build_config(model, dataset, config_file_list, config_dict, flag_names)
     prepare_data(config)
     folder = run_folder(config)
     with contextlib.ExitStack() as cleanup:

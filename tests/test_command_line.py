@@ -14,7 +14,6 @@ from adrec_recbole.command_line import (
     add_common_settings,
     parse_command_line,
     parse_settings,
-    recbole_arguments,
 )
 from conftest import ROOT
 
@@ -55,22 +54,6 @@ def test_common_settings_and_other_settings_come_back_together():
         parse_command_line(parser, ["--epochs", "3", "--epochs=4"])
     with pytest.raises(SystemExit):  # argparse's own errors go through OneLineParser.error
         parse_command_line(parser, ["--model"])
-
-
-def test_recbole_reads_the_arguments_back_as_given():
-    arguments = recbole_arguments({"data_path": "../x y", "topk": "[10, 20]", "resume": True})
-    assert arguments == ["--data_path=../x y", "--topk=[10, 20]", "--resume=True"]
-    from recbole.config import Config
-
-    old_argv = sys.argv
-    sys.argv = ["run_recbole.py", *arguments]
-    try:
-        read = Config._load_cmd_line(Config.__new__(Config))
-    finally:
-        sys.argv = old_argv
-    assert read == {"data_path": "../x y", "topk": [10, 20], "resume": True}
-    with pytest.raises(FlagError, match="value containing '='.*yaml file"):
-        recbole_arguments({"text_prompt": "a=b"})
 
 
 def test_help_is_fast_and_names_the_common_settings(tmp_path):

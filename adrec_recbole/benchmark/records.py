@@ -35,8 +35,8 @@ changes; ``None`` without git. Per model:
   all under ``adrec_recbole/``) and the model's own ``properties/model/{Model}.yaml``;
 * ADRec (a plugin model, :data:`PLUGIN_MODELS`): also the whole package except the tools that do
   not change what a run computes (``adrec_recbole/benchmark/``, ``adrec_recbole/tune/``) and the
-  other models' and variants' yaml files (``adrec_recbole/properties/``: a variant's files count by
-  content, in its fingerprint).
+  other models' and variants' yaml files in ``adrec_recbole/properties/`` (a variant's files count
+  by content, in its fingerprint).
 
 So a change to ``model.py`` makes ADRec's runs stale but not SASRec's, and a change to the run
 path makes every model's runs stale. RecBole itself and the other libraries are not part of it
@@ -79,8 +79,10 @@ RUN_PATH = (
 )
 #: models implemented in this package: their code version covers the package (less the tools)
 PLUGIN_MODELS = ("ADRec",)
-PLUGIN_CODE = ("adrec_recbole/", ":(exclude)adrec_recbole/benchmark/", ":(exclude)adrec_recbole/tune/",
-               ":(exclude)adrec_recbole/properties/")
+#: the package's code a plugin model's numbers depend on: its modules and data/, not benchmark/,
+#: tune/ or properties/ (listed, not excluded: git applies an exclude to every pathspec of a
+#: command, so ``:(exclude)adrec_recbole/properties/`` would drop overall.yaml and the model's yaml too)
+PLUGIN_CODE = (":(glob)adrec_recbole/*.py", "adrec_recbole/data/")
 
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 

@@ -1,17 +1,15 @@
 """What every trial shares: the search's settings (checked once, in the driver) and one trial run.
 
 A trial is :func:`adrec_recbole.quick_start.run` with the searched values over the search's
-settings, its own checkpoint folder, result file and log, in a process state of its own (RecBole's
-``Config`` reads ``sys.argv`` and sets ``CUDA_VISIBLE_DEVICES``; neither may leak between trials).
+settings, its own checkpoint folder, result file and log, and the devices it was given (RecBole's
+``Config`` sets ``CUDA_VISIBLE_DEVICES``, which may not leak between trials).
 """
 import contextlib
 import difflib
 import json
 import logging
 import os
-import sys
 
-from adrec_recbole.config_check import ConfigError, check_setting_names
 from adrec_recbole.paths import resolve_user_file
 from adrec_recbole.quick_start import RunError, build_config, prepare_data, run
 from adrec_recbole.tune.space import plain_value
@@ -22,14 +20,12 @@ SEARCH_FILE = "search.json"
 
 @contextlib.contextmanager
 def _clean_process_state():
-    """RecBole's Config reads ``--key=value`` from ``sys.argv`` (ours, or a Ray worker's) and sets
-    CUDA_VISIBLE_DEVICES from ``gpu_id``: neither may leak into or out of a trial or the driver."""
-    argv, devices = sys.argv, os.environ.get("CUDA_VISIBLE_DEVICES")
-    sys.argv = [argv[0] if argv else "adrec_recbole.tune"]
+    """RecBole's Config sets CUDA_VISIBLE_DEVICES from ``gpu_id``: that may not leak into or out
+    of a trial or the driver. (It would also read ``sys.argv``: the run path hides that.)"""
+    devices = os.environ.get("CUDA_VISIBLE_DEVICES")
     try:
         yield
     finally:
-        sys.argv = argv
         if devices is None:
             os.environ.pop("CUDA_VISIBLE_DEVICES", None)
         else:
@@ -55,11 +51,8 @@ def search_settings(args, params, other_settings=None):
     if args.metric:
         fixed["valid_metric"] = args.metric
     with _clean_process_state():
-        config = build_config(args.model, args.dataset, config_files, {**other_settings, **fixed})
-    try:
-        check_setting_names(config, other_settings)
-    except ConfigError as error:
-        raise RunError(str(error)) from None
+        config = build_config(args.model, args.dataset, config_files, {**other_settings, **fixed},
+                              flag_names=list(other_settings))
     fixed = {**{key: plain_value(config[key]) for key in other_settings}, **fixed}  # as RecBole read them
     known = config.final_config_dict
     for param in params:
