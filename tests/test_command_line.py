@@ -102,6 +102,7 @@ def test_space_form_data_path_is_used(tiny_data_root, tmp_path):
     assert "will not be used" not in output and "not sharded" not in output  # no RecBole or transformers noise
     result = json.loads(result_file.read_text())
     assert result["dataset"] == "Tiny" and result["epochs_run"] == 1
-    assert f"--data_path={tiny_data_root}" in result["command"]
+    log = (tmp_path / "saved" / result["run_folder"].split("/")[-1] / "run.log").read_text()
+    assert f"data_path = {tiny_data_root}/Tiny\n" in log  # the run read DIR
     assert not (tmp_path / "dataset").exists()  # the default data root was never touched
     assert set(result["test_result"]) == {"recall@10", "ndcg@10", "mrr@10"}  # --topk [10] arrived as a list
