@@ -5,6 +5,7 @@ Each problem is one line, ``key=value: what is wrong``, raised as :class:`Config
 path turns it into ``error: ...`` and exit code 2. ADRec checks its configuration with the same
 function when it is built outside the run path (by RecBole's own tools).
 """
+import difflib
 import math
 import numbers
 import os
@@ -174,6 +175,26 @@ def check_distributed_config(config):
     if world_size > nproc and config["ip"] is None:
         raise ConfigError(f"world_size={world_size} spans several nodes: give --ip (the address of the node "
                           "running rank 0) and the same --port on every node")
+
+
+#: settings the run path reads although no yaml file sets them (:mod:`adrec_recbole.quick_start`)
+RUN_SETTINGS = ("resume", "run_name", "result_file", "trust_checkpoint")
+
+
+def check_setting_names(config, names):
+    """Each of ``names`` (the settings a user typed as flags) must be a setting of this run: one of
+    RecBole's (its defaults for this model and dataset), one of the yaml files read, one of ADRec's
+    (also accepted for other models, so that one command line serves several), or one the run path
+    reads. RecBole itself keeps any name silently, so a typo such as ``--epoch=5`` would train 300
+    epochs; here it is one line."""
+    known = (set(config.internal_config_dict) | set(config.file_config_dict) | set(ADREC_KEYS)
+             | set(CATALOGUE_KEYS) | set(DISTRIBUTED_KEYS) | {"plm_cache_dir"} | set(RUN_SETTINGS))
+    for name in names:
+        if name not in known:
+            close = difflib.get_close_matches(name, sorted(known), n=1)
+            hint = f" (did you mean --{close[0]}?)" if close else ""
+            raise ConfigError(f"unknown setting --{name}{hint}: not a setting of RecBole, of {config['model']} "
+                              "or of this project's yaml files")
 
 
 def check_config(config):

@@ -6,7 +6,7 @@ training run reported) and the test metrics of the cold-start rows (targets neve
 """
 import json
 
-from adrec_recbole.command_line import checkpoint_parser, load, run_command
+from adrec_recbole.inference_cli import checkpoint_parser, load, run_command
 
 
 def table(report):

@@ -9,7 +9,7 @@ items.faiss, export.json (written last). Needs ``pip install faiss-cpu``.
 """
 import json
 
-from adrec_recbole.command_line import checkpoint_parser, load, run_command
+from adrec_recbole.inference_cli import checkpoint_parser, load, run_command
 
 
 def main(argv=None):

@@ -335,7 +335,7 @@ class ADRec(SequentialRecommender):
     def encode_item_texts(self, texts):
         """Unit vectors [len(texts), d] of items outside the catalogue, given by their item strings
         (template applied), encoded as the catalogue's items are: the same PLM, layer, length and
-        adapter. Nothing is cached on disk for them."""
+        adapter (their vectors are cached as the catalogue's are, keyed by their texts)."""
         plm_path, plm_layer, text_length = (self.plm_settings[key] for key in ("plm_path", "plm_layer", "text_length"))
         if self.train_mode == "frozen":
             device, token_states = self.item_embedding_device, self.online.pooling is not None

@@ -36,11 +36,12 @@ from adrec_recbole.checkpoint import (
     save_last,
 )
 from adrec_recbole.cold_start import subset_results
-from adrec_recbole.config_check import ConfigError, check_config
+from adrec_recbole.config_check import ConfigError, check_config, check_setting_names
 from adrec_recbole.data import DataFormatError, DatasetNotFoundError, ensure_dataset, validate_dataset
 from adrec_recbole.data.ensure import is_default_data_path
 from adrec_recbole.dataset import ADRecDataset
 from adrec_recbole.model import ADRec
+from adrec_recbole.paths import PROPERTIES_DIR, not_found_message, resolve_user_file
 from adrec_recbole.run_folder import RunLock, RunLockedError, run_folder, settings_hash
 from adrec_recbole.safe_load import (
     UnsafeCheckpointError,
@@ -49,8 +50,6 @@ from adrec_recbole.safe_load import (
     recbole_dataset_class,
 )
 
-PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PROPERTIES_DIR = os.path.join(PROJECT_ROOT, "properties")
 PLUGIN_MODELS = {"ADRec": ADRec}
 RESULT_FILE = "result.json"
 
@@ -74,7 +73,8 @@ def resolve_model(name):
 
 
 def config_files_for(model_name, dataset, config_file_list=None):
-    """The project's yaml files for this model and dataset, then the user's (later wins)."""
+    """The project's yaml files for this model and dataset, then the user's (later wins); a
+    user's file is found in the working directory, else among the package's properties."""
     candidates = [
         os.path.join(PROPERTIES_DIR, "overall.yaml"),
         os.path.join(PROPERTIES_DIR, "dataset", f"{dataset}.yaml"),
@@ -82,9 +82,10 @@ def config_files_for(model_name, dataset, config_file_list=None):
     ]
     files = [path for path in candidates if os.path.isfile(path)]
     for path in config_file_list or []:
-        if not os.path.isfile(path):
-            raise RunError(f"config file not found: {path}")
-        files.append(path)
+        found = resolve_user_file(path)
+        if found is None:
+            raise RunError(not_found_message("config file", path))
+        files.append(found)
     return files
 
 
@@ -100,23 +101,45 @@ def _check_yaml_syntax(path):
         raise RunError(f"{path}: not UTF-8 ({error.reason} at byte {error.start})") from None
 
 
-def build_config(model, dataset, config_file_list=None, config_dict=None):
-    """RecBole ``Config`` with the project's property files, checked (:mod:`config_check`)
-    before anything is loaded; ``model`` is a name."""
+@contextlib.contextmanager
+def _command_line_hidden():
+    """RecBole's ``Config`` also reads ``--key=value`` from ``sys.argv``: hidden while it is built,
+    so that only the settings given here count, whatever program runs this (``run_recbole.py``
+    parses its own flags, :mod:`adrec_recbole.command_line`; under pytest, Ray or a user's script
+    the process's arguments are not RecBole settings)."""
+    argv = sys.argv
+    sys.argv = argv[:1]
+    try:
+        yield
+    finally:
+        sys.argv = argv
+
+
+def build_config(model, dataset, config_file_list=None, config_dict=None, flag_names=()):
+    """RecBole ``Config`` with the project's property files, then ``config_dict``, checked
+    (:mod:`config_check`) before anything is loaded; ``model`` is a name. ``flag_names``: the keys of
+    ``config_dict`` a user typed as flags, each of which must be a setting of this run."""
     model_class_or_name = resolve_model(model)
     config_files = config_files_for(model, dataset, config_file_list)
     for path in config_files:
         _check_yaml_syntax(path)
-    try:
+    with _command_line_hidden():
         config = Config(model=model_class_or_name, dataset=dataset, config_file_list=config_files,
                         config_dict=config_dict)
-    except SyntaxError as error:  # RecBole's parser of --key=value flags
-        raise RunError(str(error).strip().splitlines()[0]) from None
     try:
+        check_setting_names(config, flag_names)
         check_config(config)
     except ConfigError as error:
         raise RunError(str(error)) from None
+    if config["show_progress"] is None:
+        config["show_progress"] = progress_bars_wanted()
     return config
+
+
+def progress_bars_wanted():
+    """``show_progress`` left unset: RecBole's progress bars on a terminal, none in CI or when the
+    output goes to a file (a log would fill with bar updates)."""
+    return sys.stderr.isatty() and not os.environ.get("CI")
 
 
 def prepare_data(config):
@@ -245,13 +268,13 @@ def _log_into(folder):
         handler.close()
 
 
-def run(model, dataset, config_file_list=None, config_dict=None, callback_fn=None):
+def run(model, dataset, config_file_list=None, config_dict=None, callback_fn=None, flag_names=()):
     """Train and test ``model`` on ``dataset``; return (and save as JSON) the results.
 
     The run lives in its own folder (:mod:`adrec_recbole.run_folder`); with ``resume: True``
     an interrupted run continues from its ``last`` checkpoint and ends with the metrics the
     uninterrupted run would have had. ``callback_fn(epoch_idx, valid_score)`` is called after
-    each validation (used by tuning).
+    each validation (used by tuning). ``flag_names``: see :func:`build_config`.
 
     With ``nproc: N > 1`` (or ``world_size`` set) this process starts N processes that each run
     this function (:func:`_run_process`) and returns rank 0's result; a process started by
@@ -260,7 +283,7 @@ def run(model, dataset, config_file_list=None, config_dict=None, callback_fn=Non
     launched_by_torchrun = distributed.torchrun_settings()
     if launched_by_torchrun:
         config_dict = {**(config_dict or {}), **launched_by_torchrun}
-    config = build_config(model, dataset, config_file_list, config_dict)
+    config = build_config(model, dataset, config_file_list, config_dict, flag_names)
     if distributed.launch_requested(config):
         return _launch(model, dataset, config_file_list, config_dict, config, callback_fn)
     with contextlib.ExitStack() as cleanup:

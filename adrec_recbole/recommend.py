@@ -16,7 +16,7 @@ import csv
 import json
 import sys
 
-from adrec_recbole.command_line import checkpoint_parser, load, run_command
+from adrec_recbole.inference_cli import checkpoint_parser, load, run_command
 
 TITLE_WIDTH = 70
 

@@ -7,7 +7,9 @@ Only the layers whose output is used are instantiated: reading layer k of a 12-l
 runs k layers, not 12.
 
 Tokenised items and frozen item vectors are cached on disk, keyed by everything they depend
-on (PLM, layer, template-applied texts, length), so a second run starts at once. Cache files
+on (PLM, layer, template-applied texts, length), so a second run starts at once; the folder is
+``plm_cache_dir``, by default one per user (:func:`adrec_recbole.paths.default_cache_dir`), so
+runs started from different working directories share it. Cache files
 are written atomically; temporary files that a killed run left are removed when the cache
 folder is next used.
 """
@@ -22,6 +24,7 @@ from torch import nn
 from tqdm import tqdm
 
 from adrec_recbole.atomic import remove_stale_temporaries, torch_save
+from adrec_recbole.paths import resolve_cache_dir
 
 BUNDLED_PLM = "bundled-minilm"
 
@@ -155,11 +158,11 @@ _swept = set()
 
 
 def _load_cached(path):
-    cache_dir = os.path.dirname(path) if path else None
-    if cache_dir and cache_dir not in _swept:  # once per process and folder
+    cache_dir = os.path.dirname(path)
+    if cache_dir not in _swept:  # once per process and folder
         _swept.add(cache_dir)
         remove_stale_temporaries(cache_dir)
-    if not path or not os.path.isfile(path):
+    if not os.path.isfile(path):
         return None
     try:
         return torch.load(path, weights_only=True)
@@ -169,9 +172,11 @@ def _load_cached(path):
 
 
 def tokenize_items(texts, tokenizer, text_length, cache_dir, plm_name):
-    """``{"input_ids", "attention_mask"}`` of shape [n_items, text_length], cached on disk."""
+    """``{"input_ids", "attention_mask"}`` of shape [n_items, text_length], cached on disk in
+    ``cache_dir`` (None: the default cache folder)."""
+    cache_dir = resolve_cache_dir(cache_dir)
     key = _cache_key("tokens", plm_name, tokenizer.__class__.__name__, len(tokenizer), text_length, texts)
-    path = os.path.join(cache_dir, f"tokens-{key}.pt") if cache_dir else None
+    path = os.path.join(cache_dir, f"tokens-{key}.pt")
     cached = _load_cached(path)
     if cached is not None:
         return cached
@@ -182,8 +187,7 @@ def tokenize_items(texts, tokenizer, text_length, cache_dir, plm_name):
         "input_ids": encoded["input_ids"].to(torch.int32),
         "attention_mask": encoded["attention_mask"].to(torch.bool),
     }
-    if path:
-        torch_save(tokens, path)
+    torch_save(tokens, path)
     return tokens
 
 
@@ -223,12 +227,14 @@ def _encode_token_states(encoder, tokens, batch_size, device):
 def frozen_item_vectors(plm_path, plm_layer, texts, text_length, batch_size, device, cache_dir, token_states=False):
     """The frozen-mode item table, computed once per data/PLM and cached: the pooled vectors
     [n_items, plm_dim], or with ``token_states`` every token's state (``{"states": float16
-    [n_items, L, plm_dim], "mask": [n_items, L]}``, for a learned pooling)."""
+    [n_items, L, plm_dim], "mask": [n_items, L]}``, for a learned pooling); ``cache_dir`` None:
+    the default cache folder."""
+    cache_dir = resolve_cache_dir(cache_dir)
     tokenizer, plm_config, layer = load_tokenizer_and_layer(plm_path, plm_layer)
     plm_name = resolve_plm_path(plm_path)
     kind = "token-states" if token_states else "vectors"
     key = _cache_key(kind, plm_name, layer, text_length, texts)
-    path = os.path.join(cache_dir, f"{kind}-{key}.pt") if cache_dir else None
+    path = os.path.join(cache_dir, f"{kind}-{key}.pt")
     cached = _load_cached(path)
     if cached is not None:
         return cached
@@ -239,6 +245,5 @@ def frozen_item_vectors(plm_path, plm_layer, texts, text_length, batch_size, dev
         table = _encode_token_states(encoder, tokens, batch_size, device)
     else:
         table = encode_items(encoder, tokens, batch_size, device).cpu()
-    if path:
-        torch_save(table, path)
+    torch_save(table, path)
     return table

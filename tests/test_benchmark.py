@@ -431,13 +431,15 @@ def test_code_version_follows_each_models_own_code(tmp_path, monkeypatch):
 
     adrec, sasrec = covered("ADRec"), covered("SASRec")
     for path in ("adrec_recbole/quick_start.py", "adrec_recbole/run_folder.py", "adrec_recbole/data/layout.py",
-                 "properties/overall.yaml"):
+                 "adrec_recbole/properties/overall.yaml", "adrec_recbole/paths.py"):
         assert path in adrec and path in sasrec
     assert "adrec_recbole/model.py" in adrec and "adrec_recbole/model.py" not in sasrec
-    assert "properties/model/ADRec.yaml" in adrec and "properties/model/ADRec.yaml" not in sasrec
-    assert "properties/model/SASRec.yaml" in sasrec and "properties/model/SASRec.yaml" not in adrec
+    properties = "adrec_recbole/properties/"
+    assert properties + "model/ADRec.yaml" in adrec and properties + "model/ADRec.yaml" not in sasrec
+    assert properties + "model/SASRec.yaml" in sasrec and properties + "model/SASRec.yaml" not in adrec
     assert not any(path.startswith("adrec_recbole/benchmark/") for path in adrec | sasrec)
-    assert "adrec_recbole/tune.py" not in adrec
+    assert not any(path.startswith("adrec_recbole/tune/") for path in adrec)
+    assert properties + "ADRec-paper.yaml" not in adrec and properties + "hyper.test" not in adrec
 
     repo = tmp_path / "repo"
     (repo / "a").mkdir(parents=True)

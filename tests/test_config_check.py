@@ -50,7 +50,9 @@ def test_yaml_syntax_error_names_file_and_line(quick_settings, tmp_path):
 
 @pytest.mark.parametrize("flag, message", [
     ("--hidden_size=130", "error: hidden_size 130 is not divisible by n_heads=4"),
-    ("--epochs=3 --epochs=4", "error: There are duplicate commend arg '--epochs=4' with different value."),
+    ("--epochs=3 --epochs=4", "error: --epochs is given twice, with '3' and '4'"),
+    ("--epoch=3", "error: unknown setting --epoch (did you mean --epochs?): not a setting of RecBole, of ADRec or of "
+                   "this project's yaml files"),
 ])
 def test_cli_stops_in_one_line_before_loading_anything(tiny_data_root, tmp_path, flag, message):
     completed = subprocess.run(

@@ -7,6 +7,7 @@ is there and are skipped otherwise.
 import gzip
 import json
 import os
+import re
 import socket
 import sys
 from pathlib import Path
@@ -308,6 +309,35 @@ def test_lcrec_import(tmp_path):
     meta = json.loads((folder / "Mini.meta.json").read_text())
     assert meta["policy"] == {"users_dropped_fewer_than_3": 2, "users_with_empty_sequence": 1,
                               "items_without_title": 1, "title_rows_without_index": 0}
+
+
+def test_lcrec_folder_gets_the_import_command_not_a_download(tmp_path, monkeypatch):
+    """LC-Rec files where a dataset is expected (Games, an Amazon category): the advice is
+    `data import --format lcrec` into another folder, never `download --force` (which would replace
+    the user's folder with differently processed data), and the advised commands work as printed."""
+    src = make_lcrec(tmp_path / "lcrec", {"1": [0, 1, 2, 0], "2": [2, 1, 0]})
+    games = tmp_path / "root" / "Games"
+    games.mkdir(parents=True)
+    for path in src.iterdir():
+        (games / path.name.replace("Mini", "Games")).write_bytes(path.read_bytes())
+    before = {path.name: path.read_bytes() for path in games.iterdir()}
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DatasetNotFoundError) as caught:
+        ensure_dataset("Games", str(tmp_path / "root"))
+    message = str(caught.value)
+    assert "download" not in message and "\n" not in message
+    command = re.search(r"`python -m adrec_recbole.data (import [^`]*)`", message).group(1).split()
+    assert command == ["import", "--format", "lcrec", "--src", str(games), "--dataset", "Games", "--out", "dataset/"]
+    assert message.endswith("run with `--data_path=dataset/`")
+    main(command)
+    assert ensure_dataset("Games", "dataset/") == Path("dataset/Games")  # complete: no error
+    assert {path.name: path.read_bytes() for path in games.iterdir()} == before  # the source is untouched
+    (tmp_path / "dataset" / "Games").rename(tmp_path / "elsewhere")
+    (tmp_path / "dataset" / "Games").mkdir()
+    for name, data in before.items():
+        (tmp_path / "dataset" / "Games" / name).write_bytes(data)
+    with pytest.raises(DatasetNotFoundError, match="--out dataset-canonical/` and run with `--data_path=dataset-canonical/`"):
+        ensure_dataset("Games", "dataset/")  # LC-Rec files in the default root: the copy goes beside it
 
 
 def test_lcrec_titles_option(tmp_path):

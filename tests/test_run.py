@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from adrec_recbole.quick_start import run
+from adrec_recbole.quick_start import build_config, run
 from conftest import ROOT, shared_dataset_or_skip
 
 
@@ -47,6 +47,21 @@ def test_cli_runs_adrec_and_writes_json_results(tiny_data_root, tmp_path):
     assert result["model"] == "ADRec" and result["epochs_run"] == 1
     assert set(result["test_result"]) == {"recall@10", "ndcg@10", "mrr@10"}
     assert "train_loss4" in completed.stdout + completed.stderr  # the four terms are logged separately
+
+
+def test_progress_bars_by_default_on_a_terminal_only(tiny_data_root, monkeypatch):
+    def show_progress(**settings):
+        return build_config("SASRec", "Tiny", config_dict={"data_path": str(tiny_data_root), **settings})["show_progress"]
+
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert show_progress() is True
+    assert show_progress(show_progress=False) is False  # a setting given wins
+    monkeypatch.setenv("CI", "true")
+    assert show_progress() is False
+    monkeypatch.delenv("CI")
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)  # output into a file or a pipe
+    assert show_progress() is False
 
 
 def test_recbole_models_run_by_name_on_the_same_data(quick_settings):

@@ -21,6 +21,7 @@ from adrec_recbole.quick_start import RunError, build_config
 from conftest import SHARED_DATASETS
 
 ROOT = Path(__file__).resolve().parents[1]
+HYPER_TEST = ROOT / "adrec_recbole" / "properties" / "hyper.test"
 TINY_USERS = 300  # users 0..299 of Scientific: ~1,700 training rows, ~1,650 items
 RAY_TIMEOUT = 240
 
@@ -38,7 +39,7 @@ def write(path, text):
 def test_hyper_test_covers_adrec_settings_and_reads_the_same_in_recbole():
     from recbole.trainer import HyperTuning
 
-    params = tune.read_space(ROOT / "hyper.test")
+    params = tune.read_space(HYPER_TEST)
     names = [param.name for param in params]
     for required in ("learning_rate", "queue_size", "arc_scale", "arc_margin", "loss_weights", "momentum",
                      "n_layers", "hidden_dropout_prob", "hidden_size", "plm_layer", "train_batch_size"):
@@ -49,13 +50,13 @@ def test_hyper_test_covers_adrec_settings_and_reads_the_same_in_recbole():
     low, high = (math.exp(bound) for bound in learning_rate.args)  # natural-log exponents
     assert low == pytest.approx(1e-4, rel=1e-3) and high == pytest.approx(5e-3, rel=1e-3)
     assert low < known["learning_rate"] < high
-    assert sorted(HyperTuning._build_space_from_file(str(ROOT / "hyper.test"))) == sorted(names)
+    assert sorted(HyperTuning._build_space_from_file(str(HYPER_TEST))) == sorted(names)
 
 
 def test_hyper_test_contains_the_current_defaults():
     """The search starts from ADRec's defaults (properties/model/ADRec.yaml): each lies in the space."""
     defaults = build_config("ADRec", "Scientific").final_config_dict
-    for param in tune.read_space(ROOT / "hyper.test"):
+    for param in tune.read_space(HYPER_TEST):
         value = defaults[param.name]
         if param.kind == "choice":
             assert value in param.args, f"{param.name}: default {value} is not among {param.args}"

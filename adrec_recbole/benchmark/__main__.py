@@ -28,7 +28,7 @@ import signal
 import sys
 
 from adrec_recbole.benchmark.compare import (
-    DEFAULT_MODELS, BenchmarkError, Settings, parse_seeds, parse_variants, run_benchmark,
+    DEFAULT_MODELS, BenchmarkError, Settings, parse_seeds, parse_variants, run_benchmark, user_yaml,
 )
 from adrec_recbole.benchmark import report
 
@@ -75,7 +75,7 @@ def build_parser():
 
 
 def settings_from(args, argv):
-    config_files = [path for value in args.config_files for path in value.replace(",", " ").split()]
+    config_files = [user_yaml(path) for value in args.config_files for path in value.replace(",", " ").split()]
     variants = parse_variants(args.variants)
     if args.models is None:
         models = list(DEFAULT_MODELS)

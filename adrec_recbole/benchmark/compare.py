@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from adrec_recbole.atomic import process_running
+from adrec_recbole.paths import resolve_user_file
 from adrec_recbole.benchmark import report
 from adrec_recbole.benchmark.equivalence import equivalent_versions, load_equivalences
 from adrec_recbole.benchmark.records import (
@@ -89,6 +90,13 @@ class Variant:
     config_files: list
 
 
+def user_yaml(path):
+    """A yaml file named on the command line: in the working directory, else the package's copy
+    (``properties/ADRec-paper.yaml`` from any folder); unchanged when neither exists (reported by
+    the settings check)."""
+    return resolve_user_file(path) or path
+
+
 def parse_variants(values):
     """``['LABEL=MODEL:A.yaml,B.yaml', ...]`` (several per value may be separated by ``;``) ->
     ``{label: Variant}`` in the order given."""
@@ -100,7 +108,7 @@ def parse_variants(values):
             label, equals, rest = text.partition("=")
             model, colon, files = rest.partition(":")
             label, model = label.strip(), model.strip()
-            config_files = [path for path in files.replace(",", " ").split() if path]
+            config_files = [user_yaml(path) for path in files.replace(",", " ").split() if path]
             if not equals or not colon or not label or not model or not config_files:
                 raise BenchmarkError(f"--variant {text!r}: write LABEL=MODEL:FILE.yaml[,FILE.yaml...], "
                                      "e.g. ADRec-paper=ADRec:properties/ADRec-paper.yaml")

@@ -28,7 +28,8 @@ from adrec_recbole.atomic import write_json
 from adrec_recbole.benchmark.report import _write_text
 from adrec_recbole.benchmark.worker import git_commit
 from adrec_recbole.model import ADRec
-from adrec_recbole.quick_start import PROJECT_ROOT, build_config, build_dataset, prepare_data
+from adrec_recbole.benchmark.records import PROJECT_ROOT
+from adrec_recbole.quick_start import build_config, build_dataset, prepare_data
 
 TRAINING = re.compile(r"epoch (\d+) training \[time: ([\d.]+)s")
 VALIDATION = re.compile(r"epoch (\d+) evaluating \[time: ([\d.]+)s, valid_score: ([\d.]+)\]")

@@ -23,7 +23,6 @@ says how many epochs were compared.
 """
 import argparse
 import datetime
-import json
 import os
 import platform
 import subprocess
@@ -201,7 +200,7 @@ def main(argv=None):
         print(f"error: no dataset folder {Path(args.data_path) / args.dataset} (run the benchmark once, or give "
               "--data_path)", file=sys.stderr)
         return 2
-    if args.new == "HEAD" and _git("status", "--porcelain", "--untracked-files=no", "--", "adrec_recbole", "properties",
+    if args.new == "HEAD" and _git("status", "--porcelain", "--untracked-files=no", "--", "adrec_recbole",
                                    "run_recbole.py"):
         print("error: uncommitted changes in the code: commit first, so that --new names what was compared",
               file=sys.stderr)

@@ -32,10 +32,12 @@ changes; ``None`` without git. Per model:
 * every model: the RUN PATH (:data:`RUN_PATH`: ``adrec_recbole/__init__.py``, ``quick_start.py``,
   ``run_folder.py``, ``checkpoint.py``, ``safe_load.py``, ``atomic.py``, ``compat.py``,
   ``config_check.py``, ``catalogue.py``, ``cold_start.py``, ``text.py`` (the catalogue reads the
-  item file for every model), ``distributed.py``, ``data/``, ``properties/overall.yaml``, ``properties/dataset/``) and the
-  model's own ``properties/model/{Model}.yaml``;
+  item file for every model), ``distributed.py``, ``paths.py``, ``data/``, ``properties/overall.yaml``,
+  ``properties/dataset/``, all under ``adrec_recbole/``) and the model's own ``properties/model/{Model}.yaml``;
 * ADRec (a plugin model, :data:`PLUGIN_MODELS`): also the whole package except the tools that do
-  not change what a run computes (``adrec_recbole/benchmark/``, ``adrec_recbole/tune.py``).
+  not change what a run computes (``adrec_recbole/benchmark/``, ``adrec_recbole/tune/``) and the
+  other models' and variants' yaml files in ``adrec_recbole/properties/`` (a variant's files count
+  by content, in its fingerprint).
 
 So a change to ``model.py`` makes ADRec's runs stale but not SASRec's, and a change to the run
 path makes every model's runs stale. RecBole itself and the other libraries are not part of it
@@ -57,10 +59,10 @@ from pathlib import Path
 import yaml
 
 from adrec_recbole.atomic import write_json  # noqa: F401  (re-exported for the benchmark)
+from adrec_recbole.paths import PACKAGE_DIR, PROPERTIES_DIR
 from adrec_recbole.run_folder import NOT_PART_OF_IDENTITY
 
-PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-PROPERTIES_DIR = os.path.join(PROJECT_ROOT, "properties")
+PROJECT_ROOT = os.path.dirname(PACKAGE_DIR)
 
 #: record format written by this version (records without it are the earlier, git-ignored kind)
 RECORD_FORMAT = 2
@@ -74,12 +76,15 @@ RUN_PATH = (
     "adrec_recbole/__init__.py", "adrec_recbole/quick_start.py", "adrec_recbole/run_folder.py",
     "adrec_recbole/checkpoint.py", "adrec_recbole/safe_load.py", "adrec_recbole/atomic.py",
     "adrec_recbole/compat.py", "adrec_recbole/config_check.py", "adrec_recbole/catalogue.py",
-    "adrec_recbole/cold_start.py", "adrec_recbole/text.py", "adrec_recbole/distributed.py", "adrec_recbole/data/",
-    "properties/overall.yaml", "properties/dataset/",
+    "adrec_recbole/cold_start.py", "adrec_recbole/text.py", "adrec_recbole/distributed.py", "adrec_recbole/paths.py",
+    "adrec_recbole/data/", "adrec_recbole/properties/overall.yaml", "adrec_recbole/properties/dataset/",
 )
 #: models implemented in this package: their code version covers the package (less the tools)
 PLUGIN_MODELS = ("ADRec",)
-PLUGIN_CODE = ("adrec_recbole/", ":(exclude)adrec_recbole/benchmark/", ":(exclude)adrec_recbole/tune.py")
+#: the package's code a plugin model's numbers depend on: its modules and data/, not benchmark/,
+#: tune/ or properties/ (listed, not excluded: git applies an exclude to every pathspec of a
+#: command, so ``:(exclude)adrec_recbole/properties/`` would drop overall.yaml and the model's yaml too)
+PLUGIN_CODE = (":(glob)adrec_recbole/*.py", "adrec_recbole/data/")
 
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
@@ -168,7 +173,7 @@ def code_paths(model):
     paths = list(RUN_PATH)
     if model in PLUGIN_MODELS:
         paths += PLUGIN_CODE
-    return paths + [f"properties/model/{model}.yaml"]
+    return paths + [f"adrec_recbole/properties/model/{model}.yaml"]
 
 
 def _git(*args):

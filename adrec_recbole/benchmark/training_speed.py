@@ -290,7 +290,7 @@ def main(argv=None):
         "git_commit": git_commit(), "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "device": device_description(), "threads": torch.get_num_threads(), "sections": args.sections,
     }
-    base_settings = {"data_path": args.data_path, "state": "WARNING", "plm_cache_dir": "cache/"}
+    base_settings = {"data_path": args.data_path, "state": "WARNING"}
     for section in args.sections:
         if section == "step":
             summary["step"] = measure_step_times(args.dataset, base_settings, args.steps, args.step_repeats)

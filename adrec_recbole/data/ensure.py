@@ -15,6 +15,18 @@ def is_default_data_path(data_path):
     return os.path.abspath(data_path) == os.path.abspath(DEFAULT_DATA_PATH)
 
 
+def is_lcrec_folder(folder, dataset):
+    """Whether ``folder`` holds a dataset in LC-Rec's layout (``{dataset}.inter.json[.gz]``)."""
+    return any((Path(folder) / f"{dataset}.inter.json{suffix}").is_file() for suffix in ("", ".gz"))
+
+
+def canonical_copy_root(data_path):
+    """Where an LC-Rec folder under ``data_path`` is best imported to: the default data root
+    ``dataset/`` (then no ``--data_path`` is needed), or ``dataset-canonical/`` when it is that
+    folder that holds the LC-Rec files (an import must not write into the folder it reads)."""
+    return "dataset-canonical/" if is_default_data_path(data_path) else DEFAULT_DATA_PATH
+
+
 def ensure_dataset(dataset, data_path, download=True, base_url=None, create_root=True):
     """Return ``{data_path}/{dataset}`` once it holds a complete dataset in the canonical layout.
 
@@ -36,6 +48,13 @@ def ensure_dataset(dataset, data_path, download=True, base_url=None, create_root
         )
     command = download_command(dataset, data_path)
     if folder.exists():
+        if is_lcrec_folder(folder, dataset):
+            target = canonical_copy_root(data_path)
+            raise DatasetNotFoundError(
+                f"{folder} holds LC-Rec files ({dataset}.inter.json), not the canonical layout: convert them with "
+                f"`python -m adrec_recbole.data import --format lcrec --src {folder} --dataset {dataset} --out {target}` "
+                f"and run with `--data_path={target}`"
+            )
         fix = f"rebuild it with `{command} --force`" if dataset in AMAZON_2018 else "complete or remove it"
         raise DatasetNotFoundError(f"{folder} is incomplete (missing {', '.join(missing)}); {fix}")
     if dataset not in AMAZON_2018:
