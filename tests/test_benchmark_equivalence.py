@@ -98,3 +98,26 @@ def test_the_command_trains_both_versions_and_records_an_identical_pair(tiny_dat
     assert entry["compared"]["SASRec"]["identical"] and entry["compared"]["SASRec"]["tensors"] > 5
     worktrees = subprocess.run(["git", "worktree", "list"], cwd=ROOT, capture_output=True, text=True).stdout
     assert "adrec-equivalence-" not in worktrees  # the temporary worktrees are gone
+
+
+def test_an_interrupted_run_of_an_equivalent_version_is_adopted_and_resumed(tmp_path):
+    from adrec_recbole.benchmark.compare import PlannedRun, adopt_equivalent_checkpoints
+
+    runs = tmp_path / "results" / "Sci" / "runs"
+    old = runs / "checkpoints" / "SASRec-seed2020-abcd1234-aaaa"
+    (old / "SASRec-Sci-seed2020-0000").mkdir(parents=True)
+    (old / "SASRec-Sci-seed2020-0000" / "last.pth").write_bytes(b"state")
+    unrelated = runs / "checkpoints" / "SASRec-seed2021-abcd1234-aaaa"
+    unrelated.mkdir()
+
+    def planned(version, seed=2020):
+        return PlannedRun(1, "SASRec", "SASRec", seed, "abcd1234", runs / f"SASRec-seed{seed}-abcd1234-{version}.json",
+                          code_version=version)
+
+    assert adopt_equivalent_checkpoints(planned("cccc")) is None  # nothing verified yet: left alone
+    (tmp_path / "results" / EQUIVALENCE_FILE).write_text(json.dumps(
+        [{"models": {"SASRec": {"old": "aaaa", "new": "bbbb"}}}, {"models": {"SASRec": {"old": "bbbb", "new": "cccc"}}}]))
+    assert adopt_equivalent_checkpoints(planned("cccc")) == "aaaa"
+    moved = runs / "checkpoints" / "SASRec-seed2020-abcd1234-cccc" / "SASRec-Sci-seed2020-0000" / "last.pth"
+    assert moved.read_bytes() == b"state" and not old.exists() and unrelated.is_dir()
+    assert adopt_equivalent_checkpoints(planned("cccc")) is None  # its own folder exists now

@@ -298,6 +298,24 @@ def finished(planned, reuse_any_code=False):
     return max(done, key=lambda record: record.get("finished") or "", default=None)
 
 
+def adopt_equivalent_checkpoints(planned):
+    """Let an interrupted run of a verified-equivalent code version continue under this one: its
+    checkpoint folder (``runs/checkpoints/{label}-seed{seed}-{fingerprint}-{version}``) is renamed
+    to this run's, so that the worker resumes it. The version adopted, or None."""
+    folder = planned.record_path.parent / "checkpoints"
+    target = folder / planned.stem
+    if target.exists():
+        return None
+    equivalents = equivalent_versions(load_equivalences(planned.record_path.parents[2]), planned.model,
+                                      planned.code_version) - {planned.code_version}
+    for version in sorted(equivalents):
+        source = folder / f"{planned.prefix}-{version}"
+        if source.is_dir():
+            source.rename(target)
+            return version
+    return None
+
+
 def _clock(seconds):
     seconds = int(round(seconds))
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
@@ -556,6 +574,9 @@ def _run_benchmark(settings, log):
                     f" with code {record.get('code_version')} ({why})"
                 log(f"{prefix(planned)}: finished before{other}, skipped ({_headline(record)})")
                 continue
+            adopted = None if settings.force else adopt_equivalent_checkpoints(planned)
+            if adopted:
+                log(f"{prefix(planned)}: continues the interrupted run of code {adopted} (verified equivalent)")
             log(f"{prefix(planned)}: running (log: {settings.runs_dir / (planned.stem + '.log')})")
             active.append(start(settings, planned, data_root))
             return True
