@@ -70,7 +70,7 @@ def test_help_is_fast_and_names_the_common_settings(tmp_path):
 @pytest.mark.parametrize("arguments, line", [
     (["stray"], "error: unexpected argument 'stray': settings are written --name=value or --name value"),
     (["--epochs"], "error: argument --epochs: expected one argument"),
-    (["--nproc", "2"], "error: --nproc/--world_size: this version trains in one process; leave them out"),
+    (["--nproc", "two"], "error: argument --nproc: invalid int value: 'two'"),
 ])
 def test_unusable_flags_stop_with_one_line_before_any_work(tmp_path, arguments, line):
     completed = run_cli(*arguments, cwd=tmp_path)
