@@ -26,7 +26,6 @@ import contextlib
 import dataclasses
 import json
 import os
-import sys
 from logging import getLogger
 
 import torch
@@ -91,18 +90,6 @@ def read_checkpoint(path, trust_checkpoint=False):
     return checkpoint
 
 
-@contextlib.contextmanager
-def _command_line_hidden():
-    """RecBole's ``Config`` reads ``--key=value`` from ``sys.argv``: a checkpoint's settings must not
-    pick up the flags of whatever program loads it."""
-    argv = sys.argv
-    sys.argv = argv[:1]
-    try:
-        yield
-    finally:
-        sys.argv = argv
-
-
 def _comparable(value):
     return json.dumps(value, sort_keys=True, default=str)
 
@@ -121,8 +108,7 @@ def checkpoint_config(stored, checkpoint_file, data_path=None, config_dict=None)
     settings.update(overrides)
     # RecBole eval()s string values of a config dict; repr() makes each string come back as itself
     quoted = {key: repr(value) if isinstance(value, str) else value for key, value in settings.items()}
-    with _command_line_hidden():
-        config = build_config(stored["model"], stored["dataset"], config_dict=quoted)
+    config = build_config(stored["model"], stored["dataset"], config_dict=quoted)  # sys.argv is not read
     rebuilt = safe_load.plain_config(config)
     ignored = NOT_PART_OF_IDENTITY | {"data_path", "download"} | set(overrides)
     changed = [key for key in stored if key not in ignored and key in rebuilt

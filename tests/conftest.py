@@ -120,3 +120,20 @@ def trained_checkpoints(cold_data_root, tmp_path_factory):
     }
     return {model: run(model, "Cold", config_dict={**settings, "result_file": str(folder / f"{model}.json")})
             for model in ("ADRec", "SASRec")}
+
+
+def one_line_error(command_main, args, tmp_path, monkeypatch, capsys):
+    """Run an after-training command's ``main`` in an empty folder; its one stderr line (exit code 2,
+    nothing written)."""
+    import os
+
+    work = tmp_path / "work"
+    work.mkdir(exist_ok=True)
+    monkeypatch.chdir(work)
+    with pytest.raises(SystemExit) as stop:
+        command_main(list(args))
+    assert stop.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    assert os.listdir(work) == []
+    return lines[0]

@@ -15,7 +15,7 @@ from adrec_recbole import load_checkpoint as exported_load_checkpoint
 from adrec_recbole import safe_load
 from adrec_recbole.evaluate import main as evaluate_main
 from adrec_recbole.inference import checkpoint_config, evaluate, load_checkpoint
-from conftest import ROOT
+from conftest import ROOT, one_line_error
 
 
 @pytest.mark.parametrize("model", ["ADRec", "SASRec"])
@@ -80,17 +80,7 @@ def test_recbole_load_data_and_model_and_full_sort_topk_work_on_our_checkpoint(t
 
 
 def bad_input(tmp_path, monkeypatch, capsys, *args):
-    """Run the evaluate command in an empty folder; return its one stderr line (exit code 2, nothing written)."""
-    work = tmp_path / "work"
-    work.mkdir(exist_ok=True)
-    monkeypatch.chdir(work)
-    with pytest.raises(SystemExit) as stop:
-        evaluate_main(list(args))
-    assert stop.value.code == 2
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ")
-    assert os.listdir(work) == []
-    return lines[0]
+    return one_line_error(evaluate_main, args, tmp_path, monkeypatch, capsys)
 
 
 def test_bad_checkpoints_are_one_line_each(trained_checkpoints, tmp_path, monkeypatch, capsys):

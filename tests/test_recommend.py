@@ -3,7 +3,6 @@ external ids and titles, the same ranking as RecBole's full_sort_topk, seen item
 items scored from their text, every user in a file, bad input as one line."""
 import csv
 import json
-import os
 
 import pytest
 from recbole.utils.case_study import full_sort_topk
@@ -12,7 +11,7 @@ from adrec_recbole.inference import load_checkpoint
 from adrec_recbole.quick_start import RunError
 from adrec_recbole.recommend import main as recommend_main
 from adrec_recbole.recommendation import Recommender, read_new_items
-from conftest import COLD_ITEM_TITLE, FAMILIES, TEXT_ONLY_TITLES
+from conftest import COLD_ITEM_TITLE, FAMILIES, TEXT_ONLY_TITLES, one_line_error
 
 TITLES = [title for family in FAMILIES.values() for title in family] + [COLD_ITEM_TITLE] + TEXT_ONLY_TITLES
 
@@ -111,16 +110,7 @@ def test_all_users_file(trained_checkpoints, loaded, tmp_path, capsys):
 
 
 def bad_input(tmp_path, monkeypatch, capsys, *args):
-    work = tmp_path / "work"
-    work.mkdir(exist_ok=True)
-    monkeypatch.chdir(work)
-    with pytest.raises(SystemExit) as stop:
-        recommend_main(list(args))
-    assert stop.value.code == 2
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ")
-    assert os.listdir(work) == []
-    return lines[0]
+    return one_line_error(recommend_main, args, tmp_path, monkeypatch, capsys)
 
 
 def test_bad_input_is_one_line_and_writes_nothing(trained_checkpoints, tmp_path, monkeypatch, capsys):
