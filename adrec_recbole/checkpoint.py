@@ -16,6 +16,7 @@ loading it cannot execute code. Every write goes to a temporary file first and i
 the old one, so a kill during the write leaves the previous checkpoint intact.
 """
 import random
+import time
 
 import numpy as np
 import torch
@@ -160,3 +161,33 @@ class ResumableTrainerMixin:
 def resumable(trainer_class):
     """``trainer_class`` with :class:`ResumableTrainerMixin` in front of it."""
     return type(f"Resumable{trainer_class.__name__}", (ResumableTrainerMixin, trainer_class), {})
+
+
+class EpochClock:
+    """Records the epochs validated, the best one, and the training seconds spent, across
+    resumes (its state travels in the ``last`` checkpoint)."""
+
+    def __init__(self, bigger_is_better, state=None):
+        self.bigger_is_better = bigger_is_better
+        state = state or {}
+        self.epochs = state.get("epochs", 0)
+        self.best_epoch = state.get("best_epoch")
+        self.best_score = state.get("best_score")
+        self.seconds_before = state.get("seconds", 0.0)
+        self.start = time.time()
+
+    def __call__(self, epoch_idx, valid_score):
+        self.epochs = epoch_idx + 1
+        better = self.best_score is None or (
+            valid_score > self.best_score if self.bigger_is_better else valid_score < self.best_score
+        )
+        if better:
+            self.best_score, self.best_epoch = float(valid_score), epoch_idx
+
+    @property
+    def seconds(self):
+        return self.seconds_before + time.time() - self.start
+
+    def state(self):
+        return {"epochs": self.epochs, "best_epoch": self.best_epoch, "best_score": self.best_score,
+                "seconds": self.seconds}

@@ -28,6 +28,7 @@ from adrec_recbole.catalogue import with_item_catalogue
 from adrec_recbole.checkpoint import (
     BEST_CHECKPOINT,
     LAST_CHECKPOINT,
+    EpochClock,
     load_last,
     restore_rng_states,
     restore_trainer,
@@ -164,36 +165,6 @@ def build_dataset(config):
     saved dataset is never unpickled (:mod:`adrec_recbole.safe_load`)."""
     dataset_class = ADRecDataset if config["model"] in PLUGIN_MODELS else recbole_dataset_class(config)
     return create_dataset_without_pickles(config, with_item_catalogue(dataset_class))
-
-
-class EpochClock:
-    """Records the epochs validated, the best one, and the training seconds spent, across
-    resumes (its state travels in the ``last`` checkpoint)."""
-
-    def __init__(self, bigger_is_better, state=None):
-        self.bigger_is_better = bigger_is_better
-        state = state or {}
-        self.epochs = state.get("epochs", 0)
-        self.best_epoch = state.get("best_epoch")
-        self.best_score = state.get("best_score")
-        self.seconds_before = state.get("seconds", 0.0)
-        self.start = time.time()
-
-    def __call__(self, epoch_idx, valid_score):
-        self.epochs = epoch_idx + 1
-        better = self.best_score is None or (
-            valid_score > self.best_score if self.bigger_is_better else valid_score < self.best_score
-        )
-        if better:
-            self.best_score, self.best_epoch = float(valid_score), epoch_idx
-
-    @property
-    def seconds(self):
-        return self.seconds_before + time.time() - self.start
-
-    def state(self):
-        return {"epochs": self.epochs, "best_epoch": self.best_epoch, "best_score": self.best_score,
-                "seconds": self.seconds}
 
 
 def _start_or_resume(config, folder):
