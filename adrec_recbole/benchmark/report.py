@@ -536,6 +536,8 @@ def build(folder, dataset):
     for row in rows:  # a record of a verified-equivalent version joins the newest version's row
         row["recorded_code_version"] = row["code_version"]
         row["code_version"] = representative(equivalences, row["model"], row["code_version"])
+        # run-path versions are verified with the reference's runs: pairs then follow equivalent versions
+        row["run_path_version"] = representative(equivalences, REFERENCE, row["run_path_version"])
     _data_columns(rows, records)
     entries = group_entries(rows)
     summary = summary_rows(rows, entries)
