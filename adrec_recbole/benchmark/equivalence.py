@@ -88,8 +88,12 @@ class Side:
         _git("worktree", "add", "--detach", "--force", folder, self.commit)
 
     def version(self, model):
-        return subprocess.run([sys.executable, "-c", SHOW_VERSION, model], cwd=self.folder, check=True,
-                              capture_output=True, text=True).stdout.strip()
+        done = subprocess.run([sys.executable, "-c", SHOW_VERSION, model], cwd=self.folder, capture_output=True,
+                              text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"commit {self.commit[:10]} has no benchmark code versions: give --old the commit a "
+                               "record names as git_head")
+        return done.stdout.strip()
 
     def train(self, model, args, work):
         """Train ``model`` for ``args.epochs`` epochs with this side's ``run_recbole.py``; its result dict."""
