@@ -108,6 +108,8 @@ ADREC_KEYS = {
     "plm_batch_size": _integer(1),
     "item_pooling": _one_of(ITEM_POOLINGS),
     "pooling_heads": _integer(1),
+    "item_whitening": _boolean(),
+    "whitening_shrinkage": _number(0, low_open=True),
     "adapter": _boolean(),
     "hidden_size": _integer(1),
     # 2. sequence encoder
@@ -146,6 +148,9 @@ def check_adrec_config(config):
             "seq_item_negatives='catalogue' re-encodes every item's text each step in finetune mode: "
             "use 'batch' or 'queue' there"
         )
+    if config["item_whitening"] and (config["train_mode"] != "frozen" or config["item_pooling"] != "mean"):
+        raise ConfigError("item_whitening needs train_mode='frozen' and item_pooling='mean' "
+                          "(it is fitted once on fixed item vectors)")
     plm_path = config["plm_path"]
     if plm_path.startswith(("/", "./", "../", "~")) and not os.path.isdir(os.path.expanduser(plm_path)):
         raise ConfigError(f"plm_path={plm_path!r}: no such folder (give a folder holding a transformers model, "

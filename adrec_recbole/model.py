@@ -7,7 +7,7 @@ Reads top to bottom like the method (section numbers are those of ADREC_SPEC.md)
    masked token-mean turn it into a vector (``train_mode: finetune``, the paper), or those
    vectors are computed once and a trainable adapter maps them (``train_mode: frozen``).
    ``item_pooling: attention`` learns the pooling instead of the mean (in frozen mode over
-   cached token states).
+   cached token states); ``item_whitening`` whitens frozen vectors before the adapter.
 2. Sequence encoder — a bidirectional pre-LN transformer over the last ``MAX_ITEM_LIST_LENGTH``
    item vectors; the sequence vector is (output at the last item + mean of the inputs) / 2.
 3. Losses — four arc-margin contrastive terms: sequence->next item, item->sequence
@@ -35,6 +35,7 @@ from adrec_recbole.text import item_texts_for_dataset
 from adrec_recbole.text_encoder import (
     AttentionPooling,
     PLMItemEncoder,
+    Whitening,
     frozen_item_vectors,
     load_tokenizer_and_layer,
     load_truncated_plm,
@@ -74,14 +75,16 @@ class ADRecTower(nn.Module):
     """The trainable encoders of ADRec: one online copy, and one momentum copy of it.
 
     ``plm`` is the truncated PLM in finetune mode and ``None`` in frozen mode, where the
-    inputs are precomputed PLM vectors, or precomputed token states that ``pooling`` pools;
-    ``adapter`` maps them to ``hidden_size``.
+    inputs are precomputed PLM vectors (optionally ``whitening``-ed), or precomputed token
+    states that ``pooling`` pools; ``adapter`` maps them to ``hidden_size``.
     """
 
-    def __init__(self, plm, pooling, input_size, hidden_size, use_adapter, layer_norm_eps, sequence_encoder):
+    def __init__(self, plm, pooling, whitening, input_size, hidden_size, use_adapter, layer_norm_eps,
+                 sequence_encoder):
         super().__init__()
         self.plm = plm
         self.pooling = pooling
+        self.whitening = whitening if whitening is not None else nn.Identity()
         self.adapter = (
             nn.Sequential(nn.Linear(input_size, hidden_size), nn.LayerNorm(hidden_size, eps=layer_norm_eps))
             if use_adapter else nn.Identity()
@@ -96,7 +99,7 @@ class ADRecTower(nn.Module):
             vectors = self.pooling(*item_inputs)
         else:
             vectors = item_inputs
-        return self.adapter(vectors)
+        return self.adapter(self.whitening(vectors))
 
 
 class ADRec(SequentialRecommender):
@@ -121,7 +124,7 @@ class ADRec(SequentialRecommender):
         self.plm_settings = {key: config[key] for key in ("plm_path", "plm_layer", "text_length")}
         texts = getattr(dataset, "item_texts", None) or item_texts_for_dataset(dataset, config)[0]
         learned_pooling = config["item_pooling"] == "attention"
-        pooling = None
+        pooling = whitening = None
         if self.train_mode == "frozen":
             table = frozen_item_vectors(
                 config["plm_path"], config["plm_layer"], texts, config["text_length"],
@@ -135,6 +138,8 @@ class ADRec(SequentialRecommender):
             else:
                 self.register_buffer("plm_item_vectors", table, persistent=False)          # [n, d]
                 input_size = table.size(1)
+                if config["item_whitening"]:  # fitted on the real items (row 0 is padding)
+                    whitening = Whitening(table[1:], config["whitening_shrinkage"])
             plm = None
         else:
             tokenizer, plm_config, layer = load_tokenizer_and_layer(config["plm_path"], config["plm_layer"])
@@ -155,7 +160,7 @@ class ADRec(SequentialRecommender):
             config["hidden_dropout_prob"], config["hidden_act"], config["layer_norm_eps"],
             self.max_seq_length, config["position_embedding"],
         )
-        self.online = ADRecTower(plm, pooling, input_size, hidden_size, config["adapter"],
+        self.online = ADRecTower(plm, pooling, whitening, input_size, hidden_size, config["adapter"],
                                  config["layer_norm_eps"], sequence_encoder)
         # Only what an active term reads is built (and computed each step): the item queue and
         # momentum item keys serve term 1 with queue negatives and term 4; the sequence queue

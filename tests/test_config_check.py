@@ -25,6 +25,8 @@ BAD_SETTINGS = [
     ({"key_dropout": "yes"}, "key_dropout='yes': expected True or False"),
     ({"seq_item_negatives": "all"}, "seq_item_negatives='all': expected one of queue, catalogue, batch"),
     ({"train_mode": "finetune", "seq_item_negatives": "catalogue"}, "re-encodes every item's text each step"),
+    ({"item_whitening": True, "item_pooling": "attention"}, "item_whitening needs train_mode='frozen' and item_pooling='mean'"),
+    ({"whitening_shrinkage": -1}, "whitening_shrinkage=-1: expected a number in (0, inf)"),
     ({"plm_path": "/no/such/folder"}, "plm_path='/no/such/folder': no such folder"),
     ({"resume": "maybe"}, "resume='maybe': expected True or False"),
 ]
