@@ -585,3 +585,27 @@ def test_step_time_section_times_both_paths_and_the_old_step_gives_the_new_loss(
     old, new = paper["warmup_loss_terms"]["old"], paper["warmup_loss_terms"]["new"]
     assert all(term > 0 for term in new)
     assert old == pytest.approx(new, abs=1e-5)
+
+
+def test_a_commit_made_while_the_benchmark_runs_stops_it_before_its_next_run(workspace, tmp_path, monkeypatch):
+    """Code versions are taken when the runs are planned; a run started after a commit would carry a
+    version whose code it did not run, so the benchmark stops there and says to start it again."""
+    from adrec_recbole.benchmark import compare
+
+    root, config = workspace
+    settings = Settings(dataset="Bench", models=["Pop"], seeds=[2020], out=str(tmp_path),
+                        data_path=str(root / "data"), epochs=1, config_files=[str(config)])
+    real_plan = compare.plan
+
+    def plan_then_commit(*args):
+        runs = real_plan(*args)
+        monkeypatch.setattr(compare, "code_version", lambda model: "0123456789")
+        return runs
+
+    monkeypatch.setattr(compare, "plan", plan_then_commit)
+    lines = []
+    compare.run_benchmark(settings, log=lines.append)
+    stopped = [line for line in lines if "not started" in line]
+    assert len(stopped) == 1 and "the code of Pop changed since the benchmark started" in stopped[0]
+    assert "-> 0123456789); run the same command again" in stopped[0]
+    assert not record_paths(tmp_path / "Bench") and "0 run, 0 skipped" in lines[-1]

@@ -574,6 +574,12 @@ def _run_benchmark(settings, log):
                     f" with code {record.get('code_version')} ({why})"
                 log(f"{prefix(planned)}: finished before{other}, skipped ({_headline(record)})")
                 continue
+            now = code_version(planned.model)
+            if now != planned.code_version:  # a commit or an edit since planning: the label would lie
+                log(f"{prefix(planned)}: not started: the code of {planned.model} changed since the benchmark "
+                    f"started ({planned.code_version} -> {now}); run the same command again")
+                queue.clear()
+                return False
             adopted = None if settings.force else adopt_equivalent_checkpoints(planned)
             if adopted:
                 log(f"{prefix(planned)}: continues the interrupted run of code {adopted} (verified equivalent)")
