@@ -552,15 +552,15 @@ def test_a_second_benchmark_on_the_same_folder_is_refused_and_a_stale_lock_taken
 
 
 def test_a_worker_that_dies_without_a_record_is_recorded_as_failed(tmp_path, monkeypatch):
-    from adrec_recbole.benchmark import compare
+    from adrec_recbole.benchmark import runner
 
     real_popen = subprocess.Popen
     dying = [sys.executable, "-c", "print('out of memory, say'); import os; os._exit(9)"]
-    monkeypatch.setattr(compare.subprocess, "Popen", lambda args, **kwargs: real_popen(dying, **kwargs))
+    monkeypatch.setattr(runner.subprocess, "Popen", lambda args, **kwargs: real_popen(dying, **kwargs))
     settings = Settings(dataset="Bench", models=["SASRec"], seeds=[2020], out=str(tmp_path))
     settings.runs_dir.mkdir(parents=True)
     planned = plan(settings, tmp_path)[0]
-    record = compare.execute(settings, planned, tmp_path)
+    record = runner.execute(settings, planned, tmp_path)
     assert record["status"] == "failed" and "exited with status 9" in record["error"]
     assert "out of memory, say" in record["error"]
     assert json.loads(planned.record_path.read_text())["status"] == "failed"

@@ -9,7 +9,7 @@ instead of measure. This module measures: it trains each model for a few epochs 
 versions, each from a clean git worktree of its commit, on the same data, seed and one thread,
 and compares the best-validation and test metrics and every tensor of the best checkpoint bit for
 bit. Only if all are identical is the pair written to ``{out}/code_equivalence.json``; from
-then on the benchmark reuses a record of either version (:func:`compare.finished`) and the
+then on the benchmark reuses a record of either version (:func:`reuse.finished`) and the
 report shows them as one row under the newest version of the pair (:func:`representative`).
 
     python -m adrec_recbole.benchmark.equivalence --dataset Scientific --old ff88b859a4 \\

@@ -1,6 +1,6 @@
 """One benchmark run in its own process: ``python -m adrec_recbole.benchmark.worker SPEC.json``.
 
-The benchmark (:mod:`adrec_recbole.benchmark.compare`) writes a spec file per run and starts
+The benchmark (:mod:`adrec_recbole.benchmark.runner`) writes a spec file per run and starts
 this module in a fresh Python process, so that the peak RSS RecBole's run reports
 (``ru_maxrss`` of the process) belongs to that run alone and a crash cannot take the other
 runs with it. It can also be started by hand to repeat one run exactly.
@@ -8,7 +8,7 @@ runs with it. It can also be started by hand to repeat one run exactly.
 Spec keys: ``model``, ``dataset``, ``seed``, ``config_files`` (extra yaml, after the project's
 own), ``config_dict`` (RecBole settings, highest priority), ``threads``, ``record`` (the run
 JSON to write), ``record_fields`` (copied into the record: label, fingerprint, code version,
-...; see :mod:`adrec_recbole.benchmark.compare`), ``keep_checkpoint``.
+...; see :func:`adrec_recbole.benchmark.runner.record_fields`), ``keep_checkpoint``.
 
 The run goes through :func:`adrec_recbole.quick_start.run`, the same path as ``run_recbole.py``.
 The record is written atomically: ``status`` ``ok`` with ``result`` (what ``run`` returns, less
