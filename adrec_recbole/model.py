@@ -27,7 +27,7 @@ from recbole.utils import InputType
 from torch import nn
 
 from adrec_recbole import compat  # noqa: F401  (RecBole fixes, also for users of RecBole's own Trainer)
-from adrec_recbole.config_check import check_adrec_config
+from adrec_recbole.adrec_config import check_adrec_config
 from adrec_recbole.distributed import concat_all_gather, gather_batch_candidates
 from adrec_recbole.losses import arc_margin_catalogue_loss, arc_margin_contrastive_loss
 from adrec_recbole.momentum import VectorQueue, momentum_update
