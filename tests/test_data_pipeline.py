@@ -4,6 +4,7 @@ Everything runs offline against a local HTTP server (tests/fixtures_amazon.py); 
 the real Scientific and Games folders run when ../shared/datasets (or $ADREC_SHARED_DATASETS)
 is there and are skipped otherwise.
 """
+import contextlib
 import gzip
 import json
 import os
@@ -61,6 +62,17 @@ def hidden_leftovers(data_path):
 
 # ---------------------------------------------------------------- Amazon download and conversion
 
+@contextlib.contextmanager
+def exits_2(capsys, message):
+    """The command stops with exit status 2 and one ``error: ...`` line containing ``message``."""
+    capsys.readouterr()  # what earlier commands printed
+    with pytest.raises(SystemExit) as raised:
+        yield
+    assert raised.value.code == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("error: ") and message in error and "\n" not in error
+
+
 def test_download_and_convert_gives_exact_layout(prepared):
     data_path, requests = prepared
     folder = data_path / "Scientific"
@@ -108,12 +120,12 @@ def test_recbole_loads_the_canonical_layout(prepared, tmp_path, monkeypatch):
     assert (train_data.dataset.inter_num, valid_data.dataset.inter_num, test_data.dataset.inter_num) == (53, 3, 3)
 
 
-def test_download_command_honours_env_base_url_and_force(server, tmp_path, monkeypatch):
+def test_download_command_honours_env_base_url_and_force(server, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("ADREC_AMAZON_BASE_URL", server.base_url)
     data_path = tmp_path / "dataset"
     main(["download", "--dataset", "Scientific", "--out", str(data_path)])
     assert lines(data_path / "Scientific" / "Scientific.test.inter") == [INTER_HEADER] + fx.EXPECTED_TEST
-    with pytest.raises(SystemExit, match="already exists"):
+    with exits_2(capsys, "already exists"):
         main(["download", "--dataset", "Scientific", "--out", str(data_path)])
     (data_path / "Scientific" / "Scientific.item").write_text("stale")
     main(["download", "--dataset", "Scientific", "--out", str(data_path), "--force"])
@@ -366,10 +378,10 @@ def test_lcrec_bad_input(tmp_path, sequences, titles, message):
     assert not (tmp_path / "out" / "Mini").exists()
 
 
-def test_lcrec_without_titles_file_says_what_to_pass(tmp_path):
+def test_lcrec_without_titles_file_says_what_to_pass(tmp_path, capsys):
     src = make_lcrec(tmp_path / "src", {"0": [0, 1, 2]})
     (src / "Mini.lcrec_item_titles.tsv").unlink()
-    with pytest.raises(SystemExit, match="pass --titles FILE"):
+    with exits_2(capsys, "pass --titles FILE"):
         main(["import", "--format", "lcrec", "--src", str(src), "--dataset", "Mini", "--out", str(tmp_path / "out")])
 
 
@@ -400,3 +412,39 @@ def test_import_shared_games(tmp_path):
     stats = dataset_stats(folder, "Games")
     assert (stats["users"], stats["items"], stats["interactions"]) == (50546, 16859, 452989)
     assert stats["items_with_title"] == stats["catalog_items"] == 16859
+
+
+def test_subsample_keeps_the_drawn_users_rows_verbatim_and_only_their_items(tmp_path, capsys):
+    from conftest import write_canonical_dataset
+
+    sequences = [[user % 7, (user + 1) % 7, 7 + user % 5, 12 + user % 3, user % 4] for user in range(40)]
+    source = write_canonical_dataset(tmp_path / "data", "Src", sequences, [f"item {k}" for k in range(20)])
+    (source / "Src.user2index").write_text("".join(f"U{user}\t{user}\n" for user in range(40)))
+    main(["subsample", "--dataset", "Src", "--data_path", str(tmp_path / "data"), "--users", "0.25",
+          "--seed", "3", "--name", "Small", "--out", str(tmp_path / "data")])
+    small = tmp_path / "data" / "Small"
+    kept = {line.split("\t")[0] for line in (small / "Small.test.inter").read_text().splitlines()[1:]}
+    assert len(kept) == 10
+    for split in SPLITS:
+        original = (source / f"Src.{split}.inter").read_text().splitlines()
+        assert (small / f"Small.{split}.inter").read_text().splitlines() == \
+            original[:1] + [line for line in original[1:] if line.split("\t")[0] in kept]
+    named = {token for split in SPLITS for line in (small / f"Small.{split}.inter").read_text().splitlines()[1:]
+             for token in line.split("\t")[1].split() + [line.split("\t")[2]]}
+    items = [line.split("\t")[0] for line in (small / "Small.item").read_text().splitlines()[1:]]
+    assert set(items) == named and len(items) < 20 and items == sorted(items, key=int)
+    assert {line.split("\t")[1] for line in (small / "Small.user2index").read_text().splitlines()} == kept
+    meta = json.loads((small / "Small.meta.json").read_text())
+    assert meta["subsample"] == {"of": "Src", "users": 0.25, "seed": 3} and meta["counts"]["users"] == 10
+    assert meta["policy"]["items_left_out"] == 20 - len(items) and "Small: 10 users" in capsys.readouterr().err
+    # the same draw again gives the same users; another seed another draw
+    main(["subsample", "--dataset", "Src", "--data_path", str(tmp_path / "data"), "--users", "0.25",
+          "--seed", "4", "--name", "Other", "--out", str(tmp_path / "data")])
+    other = {line.split("\t")[0] for line in (tmp_path / "data/Other/Other.test.inter").read_text().splitlines()[1:]}
+    assert other != kept
+    with exits_2(capsys, "between 0 and 1"):
+        main(["subsample", "--dataset", "Src", "--data_path", str(tmp_path / "data"), "--users", "1.5",
+              "--name", "Bad", "--out", str(tmp_path / "data")])
+    with exits_2(capsys, "already exists"):
+        main(["subsample", "--dataset", "Src", "--data_path", str(tmp_path / "data"), "--users", "0.25",
+              "--seed", "3", "--name", "Small", "--out", str(tmp_path / "data")])
