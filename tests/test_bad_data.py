@@ -141,11 +141,14 @@ def test_the_data_commands_give_the_same_message(tmp_path, capsys):
     set_line(folder / "Tiny.train.inter", 4, "1\t55\t6")
     with pytest.raises(SystemExit) as caught:
         data_main(["stats", "--dataset", "Tiny", "--data_path", str(tmp_path / "data")])
-    assert str(caught.value) == f"error: {folder / 'Tiny.train.inter'}:4: item '55' is not in Tiny.item"
+    assert caught.value.code == 2
+    assert capsys.readouterr().err == f"error: {folder / 'Tiny.train.inter'}:4: item '55' is not in Tiny.item\n"
     with pytest.raises(SystemExit) as caught:
         data_main(["import", "--format", "unisrec", "--src", str(unisrec_with_duplicate_asin(tmp_path / "src")),
                    "--dataset", "Uni", "--out", str(tmp_path / "out")])
-    assert str(caught.value).endswith("Uni.item2index:3: duplicate id 'ASIN0' (first on line 1)")
+    error = capsys.readouterr().err
+    assert caught.value.code == 2 and error.count("\n") == 1 and error.startswith("error: ")
+    assert error.endswith("Uni.item2index:3: duplicate id 'ASIN0' (first on line 1)\n")
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
