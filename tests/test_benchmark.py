@@ -17,11 +17,13 @@ import sys
 import time
 
 import pytest
+import torch
 
 from conftest import ROOT, write_canonical_dataset
 
-from adrec_recbole.benchmark import anchors, records as records_module, report
-from adrec_recbole.benchmark.compare import BenchmarkError, Settings, parse_seeds, parse_variants, plan
+from adrec_recbole.benchmark import anchors, carry, records as records_module, report
+from adrec_recbole.benchmark.compare import BenchmarkError, PlannedRun, Settings, parse_seeds, parse_variants, plan
+from adrec_recbole.benchmark.equivalence import EQUIVALENCE_FILE
 from adrec_recbole.benchmark.records import RECORD_FORMAT, code_paths, is_record_file
 
 QUOTED_TITLE = '"Rock" guitar strings set'  # RecBole's default pandas reading breaks on this line
@@ -317,16 +319,13 @@ def test_records_of_another_code_version_are_redone_and_never_averaged_unless_re
     assert "0 run, 2 skipped" in done.stdout
 
 
-@pytest.mark.parametrize("how", ["ctrl-c to the process group", "SIGTERM to the benchmark alone"])
-def test_ctrl_c_stops_every_worker_and_the_same_command_resumes(workspace, tmp_path, how):
-    root, config = workspace
-    args = ["--dataset", "Bench", "--data_path", str(root / "data"), "--models", "SASRec", "--seeds", "2",
-            "--epochs", "30", "--out", str(tmp_path / "results"), "--config_files", str(config), "--jobs", "2"]
+def interrupt_while_training(args, cwd, runs, how="ctrl-c to the process group"):
+    """Start the benchmark as ``nohup ... &`` would, stop it once every run (2) is training its
+    second epoch; its output and return code."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
-    process = subprocess.Popen([sys.executable, "-m", "adrec_recbole.benchmark", *args], cwd=tmp_path, env=env,
+    process = subprocess.Popen([sys.executable, "-m", "adrec_recbole.benchmark", *args], cwd=cwd, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))  # as `nohup ... &`
-    runs = tmp_path / "results" / "Bench" / "runs"
     try:
         deadline = time.time() + 240
         while time.time() < deadline and process.poll() is None:
@@ -343,16 +342,49 @@ def test_ctrl_c_stops_every_worker_and_the_same_command_resumes(workspace, tmp_p
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
-    assert process.returncode == 130, output
-    assert "interrupted after" in output and "run the same command again" in output
     with pytest.raises(ProcessLookupError):
         os.killpg(process.pid, 0)  # no worker left in the benchmark's process group
+    return output, process.returncode
+
+
+def interruptible_args(workspace, out):
+    root, config = workspace
+    return ["--dataset", "Bench", "--data_path", str(root / "data"), "--models", "SASRec", "--seeds", "2",
+            "--epochs", "30", "--out", str(out), "--config_files", str(config), "--jobs", "2"]
+
+
+@pytest.mark.parametrize("how", ["ctrl-c to the process group", "SIGTERM to the benchmark alone"])
+def test_ctrl_c_stops_every_worker_and_the_same_command_resumes(workspace, tmp_path, how):
+    args = interruptible_args(workspace, tmp_path / "results")
+    runs = tmp_path / "results" / "Bench" / "runs"
+    output, returncode = interrupt_while_training(args, tmp_path, runs, how)
+    assert returncode == 130, output
+    assert "interrupted after" in output and "run the same command again" in output
     assert not (runs / "benchmark.lock").exists() and not record_paths(runs.parent)
     assert len(list(runs.glob("checkpoints/*/*/last.pth"))) == 2  # resumable state
     done = run_cli(args, cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     found = records(runs.parent)
     assert all(record["result"]["resumed_at_epoch"] >= 1 for record in found.values()), found
+
+
+def test_a_fresh_clone_resumes_the_runs_carried_in_git(workspace, tmp_path):
+    args = interruptible_args(workspace, tmp_path / "results")
+    folder = tmp_path / "results" / "Bench"
+    output, returncode = interrupt_while_training(args, tmp_path, folder / "runs")
+    assert returncode == 130, output
+    packed = run_cli(["--dataset", "Bench", "--out", str(tmp_path / "results"), "--carry_checkpoints"], cwd=tmp_path)
+    assert packed.returncode == 0 and packed.stdout.count("carried: SASRec-seed20") == 2, packed.stdout + packed.stderr
+    next_epochs = sorted(torch.load(path, weights_only=True)["next_epoch"]
+                         for path in folder.glob("carried/*/*/last.pth"))
+    assert len(next_epochs) == 2 and all(epoch >= 1 for epoch in next_epochs)
+    shutil.rmtree(folder / "runs")  # a fresh clone holds the records (none finished yet) and carried/ only
+    done = run_cli(args, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.count("carried in git") == 2 and done.stdout.count("its carried checkpoint") == 2, done.stdout
+    resumed = sorted(record["result"]["resumed_at_epoch"] for record in records(folder).values())
+    assert resumed == next_epochs  # each went on from the epoch it was carried at, not from 0
+    assert not any((folder / "carried").iterdir())  # both finished: their carried copies are gone
 
 
 def test_anchors_are_labelled_with_their_preprocessing_and_kept_out_of_our_table(tmp_path):
@@ -609,3 +641,50 @@ def test_a_commit_made_while_the_benchmark_runs_stops_it_before_its_next_run(wor
     assert len(stopped) == 1 and "the code of Pop changed since the benchmark started" in stopped[0]
     assert "-> 0123456789); run the same command again" in stopped[0]
     assert not record_paths(tmp_path / "Bench") and "0 run, 0 skipped" in lines[-1]
+
+
+def test_unfinished_runs_are_carried_and_restored_without_overwriting_a_newer_checkpoint(tmp_path):
+    folder = tmp_path / "results" / "Sci"
+    runs = folder / "runs"
+
+    def run_folder(stem, *files):
+        run = runs / "checkpoints" / stem / "SASRec-Sci-seed2020-0000"
+        run.mkdir(parents=True)
+        for name in files:
+            (run / name).write_bytes(f"{stem}/{name}".encode())
+        return run
+
+    run = run_folder("SASRec-seed2020-abcd1234-aaaa", "last.pth", "run.log", "run.lock")
+    torch.save({"state_dict": {"w": torch.arange(3.0)}, "optimizer": {"state": {0: torch.ones(1000)}}, "epoch": 4},
+               run / "best.pth")
+    run_folder("SASRec-seed2021-abcd1234-aaaa", "run.log")  # stopped in its first epoch: nothing to resume
+    run_folder("SASRec-seed2022-abcd1234-aaaa", "last.pth", "best.pth")  # finished under an equivalent version
+    (runs / "SASRec-seed2022-abcd1234-bbbb.json").write_text(json.dumps({"status": "ok", "format": RECORD_FORMAT}))
+
+    [(stem, size)] = carry.pack(folder, log=lambda line: None)
+    carried = folder / "carried" / "SASRec-seed2020-abcd1234-aaaa" / "SASRec-Sci-seed2020-0000"
+    assert stem == "SASRec-seed2020-abcd1234-aaaa" and sorted(path.name for path in carried.iterdir()) == [
+        "best.pth", "last.pth", "run.log"]  # no lock
+    assert size == sum(path.stat().st_size for path in carried.iterdir()) < (run / "best.pth").stat().st_size
+    best = torch.load(carried / "best.pth", weights_only=True)  # the weights, without the optimizer's state
+    assert set(best) == {"state_dict", "epoch"} and best["state_dict"]["w"].tolist() == [0.0, 1.0, 2.0]
+    assert [path.name for path in (folder / "carried").iterdir()] == ["SASRec-seed2020-abcd1234-aaaa"]
+
+    def planned(version, seed=2020):
+        return PlannedRun(1, "SASRec", "SASRec", seed, "abcd1234", runs / f"SASRec-seed{seed}-abcd1234-{version}.json",
+                          code_version=version)
+
+    assert carry.restore(planned("aaaa")) is None  # this machine still has the run's own checkpoint
+    shutil.rmtree(runs / "checkpoints")  # a fresh clone: only what git holds
+    assert carry.restore(planned("cccc")) is None  # another code version, not verified equivalent
+    (tmp_path / "results" / EQUIVALENCE_FILE).write_text(json.dumps(
+        [{"models": {"SASRec": {"old": "aaaa", "new": "cccc"}}}]))
+    assert carry.restore(planned("cccc")) == "aaaa"
+    restored = runs / "checkpoints" / "SASRec-seed2020-abcd1234-aaaa" / "SASRec-Sci-seed2020-0000" / "last.pth"
+    assert restored.read_bytes() == b"SASRec-seed2020-abcd1234-aaaa/last.pth"
+    restored.write_bytes(b"a later epoch")
+    assert carry.restore(planned("cccc")) is None and restored.read_bytes() == b"a later epoch"  # never overwritten
+
+    (runs / "SASRec-seed2020-abcd1234-cccc.json").write_text(json.dumps({"status": "ok", "format": RECORD_FORMAT}))
+    assert carry.drop_finished(folder) == ["SASRec-seed2020-abcd1234-aaaa"]  # finished under the newer version
+    assert not any((folder / "carried").iterdir())

@@ -19,6 +19,7 @@ Examples::
   python -m adrec_recbole.benchmark --dataset Scientific --data_path ../shared/datasets --models ADRec-paper-frozen --variant ADRec-paper-frozen=ADRec:properties/ADRec-paper.yaml,properties/ADRec-paper-frozen-minilm.yaml --seeds 3 --out results/
   python -m adrec_recbole.benchmark --dataset Scientific --data_path ../shared/datasets --models SASRec,Pop --seeds 2 --epochs 1 --out /tmp/quick/
   python -m adrec_recbole.benchmark --dataset Scientific --out results/ --report_only
+  python -m adrec_recbole.benchmark --dataset Scientific --out results/ --carry_checkpoints
   python -m adrec_recbole.data import --format lcrec --src ../shared/datasets/Games --dataset Games --out dataset/
   python -m adrec_recbole.benchmark --dataset Games --data_path dataset/ --seeds 3 --out results/
 """
@@ -30,7 +31,7 @@ import sys
 from adrec_recbole.benchmark.compare import (
     DEFAULT_MODELS, BenchmarkError, Settings, parse_seeds, parse_variants, run_benchmark, user_yaml,
 )
-from adrec_recbole.benchmark import report
+from adrec_recbole.benchmark import carry, report
 
 
 def build_parser():
@@ -71,6 +72,11 @@ def build_parser():
     parser.add_argument("--report_only", action="store_true",
                         help="rebuild the report from the records in OUT/DATASET/runs/ alone; run nothing, "
                              "need no data (works on a fresh clone)")
+    parser.add_argument("--carry_checkpoints", action="store_true",
+                        help="copy what each unfinished run needs to resume (last.pth, best.pth, run.log) to "
+                             "OUT/DATASET/carried/, to be committed: a fresh clone's benchmark restores it and "
+                             "resumes the run from its last epoch instead of epoch 0; run nothing (safe while a "
+                             "benchmark runs: checkpoints are replaced atomically)")
     return parser
 
 
@@ -110,6 +116,11 @@ def main(argv=None):
                 raise BenchmarkError(f"no run records: {settings.runs_dir} does not exist (check --out and --dataset)")
             paths = report.write_report(settings.folder, settings.dataset)
             print(f"report: {paths['markdown']}")
+            return
+        if args.carry_checkpoints:
+            if not settings.runs_dir.is_dir():
+                raise BenchmarkError(f"no runs: {settings.runs_dir} does not exist (check --out and --dataset)")
+            carry.pack(settings.folder)
             return
         records = run_benchmark(settings)
     except BenchmarkError as error:

@@ -52,7 +52,7 @@ over), :mod:`adrec_recbole.benchmark.runner` (worker processes, the folder's loc
 import time
 from pathlib import Path
 
-from adrec_recbole.benchmark import report
+from adrec_recbole.benchmark import carry, report
 from adrec_recbole.benchmark.planning import (
     DEFAULT_MODELS, BenchmarkError, PlannedRun, Settings, check_settings, ensure_data, parse_seeds, parse_variants,
     plan, resolve_data_root, user_yaml,
@@ -146,6 +146,9 @@ def _run_benchmark(settings, log):
                     f"started ({planned.code_version} -> {now}); run the same command again")
                 queue.clear()
                 return False
+            carried = None if settings.force else carry.restore(planned)
+            if carried:
+                log(f"{prefix(planned)}: its checkpoint carried in git (code {carried}) is restored to resume from")
             adopted = None if settings.force else adopt_equivalent_checkpoints(planned)
             if adopted:
                 log(f"{prefix(planned)}: continues the interrupted run of code {adopted} (verified equivalent)")
@@ -171,6 +174,8 @@ def _run_benchmark(settings, log):
                 if record.get("status") == "ok":
                     counts["done"] += 1
                     log(f"{prefix(running.planned)}: ok in {took}: {_headline(record)}")
+                    for stem in carry.drop_finished(settings.folder):
+                        log(f"{prefix(running.planned)}: finished, so its carried checkpoint {stem} is removed")
                 else:
                     counts["failed"] += 1
                     log(f"{prefix(running.planned)}: FAILED in {took}: {record.get('error')}")
