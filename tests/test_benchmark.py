@@ -347,32 +347,35 @@ def interrupt_while_training(args, cwd, runs, how="ctrl-c to the process group")
     return output, process.returncode
 
 
+def assert_stopped_cleanly(output, returncode, runs):
+    assert returncode == 130, output
+    assert "interrupted after" in output and "run the same command again" in output
+    assert not (runs / "benchmark.lock").exists() and not record_paths(runs.parent)
+    assert len(list(runs.glob("checkpoints/*/*/last.pth"))) == 2  # resumable state
+
+
 def interruptible_args(workspace, out):
     root, config = workspace
     return ["--dataset", "Bench", "--data_path", str(root / "data"), "--models", "SASRec", "--seeds", "2",
             "--epochs", "30", "--out", str(out), "--config_files", str(config), "--jobs", "2"]
 
 
-@pytest.mark.parametrize("how", ["ctrl-c to the process group", "SIGTERM to the benchmark alone"])
-def test_ctrl_c_stops_every_worker_and_the_same_command_resumes(workspace, tmp_path, how):
+def test_ctrl_c_stops_every_worker_and_the_same_command_resumes(workspace, tmp_path):
     args = interruptible_args(workspace, tmp_path / "results")
     runs = tmp_path / "results" / "Bench" / "runs"
-    output, returncode = interrupt_while_training(args, tmp_path, runs, how)
-    assert returncode == 130, output
-    assert "interrupted after" in output and "run the same command again" in output
-    assert not (runs / "benchmark.lock").exists() and not record_paths(runs.parent)
-    assert len(list(runs.glob("checkpoints/*/*/last.pth"))) == 2  # resumable state
+    output, returncode = interrupt_while_training(args, tmp_path, runs)
+    assert_stopped_cleanly(output, returncode, runs)
     done = run_cli(args, cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     found = records(runs.parent)
     assert all(record["result"]["resumed_at_epoch"] >= 1 for record in found.values()), found
 
 
-def test_a_fresh_clone_resumes_the_runs_carried_in_git(workspace, tmp_path):
+def test_sigterm_stops_the_benchmark_and_a_fresh_clone_resumes_the_runs_carried_in_git(workspace, tmp_path):
     args = interruptible_args(workspace, tmp_path / "results")
     folder = tmp_path / "results" / "Bench"
-    output, returncode = interrupt_while_training(args, tmp_path, folder / "runs")
-    assert returncode == 130, output
+    output, returncode = interrupt_while_training(args, tmp_path, folder / "runs", how="SIGTERM to the benchmark alone")
+    assert_stopped_cleanly(output, returncode, folder / "runs")
     packed = run_cli(["--dataset", "Bench", "--out", str(tmp_path / "results"), "--carry_checkpoints"], cwd=tmp_path)
     assert packed.returncode == 0 and packed.stdout.count("carried: SASRec-seed20") == 2, packed.stdout + packed.stderr
     next_epochs = sorted(torch.load(path, weights_only=True)["next_epoch"]
