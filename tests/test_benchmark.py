@@ -371,7 +371,7 @@ def test_ctrl_c_stops_every_worker_and_the_same_command_resumes(workspace, tmp_p
     assert all(record["result"]["resumed_at_epoch"] >= 1 for record in found.values()), found
 
 
-def test_sigterm_stops_the_benchmark_and_a_fresh_clone_resumes_the_runs_carried_in_git(workspace, tmp_path):
+def test_sigterm_stops_the_benchmark_and_another_machine_resumes_the_runs_carried_to_it(workspace, tmp_path):
     args = interruptible_args(workspace, tmp_path / "results")
     folder = tmp_path / "results" / "Bench"
     output, returncode = interrupt_while_training(args, tmp_path, folder / "runs", how="SIGTERM to the benchmark alone")
@@ -381,10 +381,10 @@ def test_sigterm_stops_the_benchmark_and_a_fresh_clone_resumes_the_runs_carried_
     next_epochs = sorted(torch.load(path, weights_only=True)["next_epoch"]
                          for path in folder.glob("carried/*/*/last.pth"))
     assert len(next_epochs) == 2 and all(epoch >= 1 for epoch in next_epochs)
-    shutil.rmtree(folder / "runs")  # a fresh clone holds the records (none finished yet) and carried/ only
+    shutil.rmtree(folder / "runs")  # another machine: the records (none finished yet) and the carried/ folder copied to it
     done = run_cli(args, cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert done.stdout.count("carried in git") == 2 and done.stdout.count("its carried checkpoint") == 2, done.stdout
+    assert done.stdout.count("restored from its carried copy") == 2 and done.stdout.count("its carried checkpoint") == 2, done.stdout
     resumed = sorted(record["result"]["resumed_at_epoch"] for record in records(folder).values())
     assert resumed == next_epochs  # each went on from the epoch it was carried at, not from 0
     assert not any((folder / "carried").iterdir())  # both finished: their carried copies are gone
@@ -678,7 +678,7 @@ def test_unfinished_runs_are_carried_and_restored_without_overwriting_a_newer_ch
                           code_version=version)
 
     assert carry.restore(planned("aaaa")) is None  # this machine still has the run's own checkpoint
-    shutil.rmtree(runs / "checkpoints")  # a fresh clone: only what git holds
+    shutil.rmtree(runs / "checkpoints")  # another machine: only the records and carried/
     assert carry.restore(planned("cccc")) is None  # another code version, not verified equivalent
     (tmp_path / "results" / EQUIVALENCE_FILE).write_text(json.dumps(
         [{"models": {"SASRec": {"old": "aaaa", "new": "cccc"}}}]))

@@ -1,13 +1,13 @@
-"""Interrupted runs carried to another machine in git: ``--carry_checkpoints``.
+"""Interrupted runs moved to another machine: ``--carry_checkpoints``.
 
-A run's checkpoints live in ``runs/checkpoints/{stem}/`` (``stem`` = the record's name), which
-git ignores: a machine that has only the repository would start every interrupted run again
-from epoch 0, and runs that take longer than one stretch of work would never finish.
-:func:`pack` copies, for every run that has not finished, what resuming needs — its run
-folder's ``last.pth`` (the state at the start of the next epoch), ``best.pth`` (the weights the
-test is run with; its optimizer state is left out) and ``run.log`` — to ``{dataset}/carried/{stem}/{run folder}/``, a folder
-that is committed. :func:`restore`, called by the benchmark before it starts a run, copies a
-carried folder back to ``runs/checkpoints/{stem}/`` when that is missing (a fresh clone); the
+A run's checkpoints live in ``runs/checkpoints/{stem}/`` (``stem`` = the record's name), among
+locks, logs and spec files: a machine that has only the repository and its records starts every
+interrupted run again from epoch 0. :func:`pack` copies, for every run that has not finished,
+what resuming needs — its run folder's ``last.pth`` (the state at the start of the next epoch),
+``best.pth`` (the weights the test is run with; its optimizer state is left out) and ``run.log``
+— to ``{dataset}/carried/{stem}/{run folder}/``, one folder to copy to the other machine (it is
+git-ignored like every checkpoint). :func:`restore`, called by the benchmark before it starts a
+run, copies a carried folder back to ``runs/checkpoints/{stem}/`` when that is missing; the
 worker then resumes it as if it had never left. A carried copy of a verified-equivalent code
 version is taken too (:mod:`adrec_recbole.benchmark.reuse` then renames it to this version).
 :func:`drop_finished` removes the carried copies of runs that have since finished.

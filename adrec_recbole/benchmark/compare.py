@@ -148,7 +148,7 @@ def _run_benchmark(settings, log):
                 return False
             carried = None if settings.force else carry.restore(planned)
             if carried:
-                log(f"{prefix(planned)}: its checkpoint carried in git (code {carried}) is restored to resume from")
+                log(f"{prefix(planned)}: restored from its carried copy (code {carried}) to resume from")
             adopted = None if settings.force else adopt_equivalent_checkpoints(planned)
             if adopted:
                 log(f"{prefix(planned)}: continues the interrupted run of code {adopted} (verified equivalent)")
