@@ -22,7 +22,7 @@ import shutil
 from pathlib import Path
 
 from adrec_recbole.benchmark.equivalence import equivalent_versions, load_equivalences
-from adrec_recbole.benchmark.records import RECORD_FORMAT, read_json
+from adrec_recbole.benchmark.records import RECORD_FORMAT, is_record_file, read_json
 
 CARRIED = "carried"
 CARRIED_FILES = ("last.pth", "best.pth", "run.log")
@@ -35,7 +35,7 @@ def _finished_prefixes(runs_dir):
     prefixes = set()
     for path in Path(runs_dir).glob("*.json"):
         match = STEM.match(path.stem)
-        record = read_json(path) if match and not path.name.endswith((".spec.json", ".result.json")) else None
+        record = read_json(path) if match and is_record_file(path) else None
         if record and record.get("status") == "ok" and record.get("format") == RECORD_FORMAT:
             prefixes.add(match["prefix"])
     return prefixes
@@ -46,7 +46,7 @@ def _finished(stem, prefixes):
     return bool(match) and match["prefix"] in prefixes
 
 
-def _copy_for_git(source, target):
+def _copy_to_carry(source, target):
     """Copy a run folder's file; ``best.pth`` without its optimizer state (a third of its size and
     not read again: the test and every later use load its weights; resuming reads ``last.pth``)."""
     if source.name != "best.pth":
@@ -88,7 +88,7 @@ def pack(folder, log=print):
         if not files:  # stopped before its first epoch ended: nothing to resume
             continue
         carried.mkdir(parents=True, exist_ok=True)
-        _replace_folder(files, carried / checkpoint_dir.name, copy=_copy_for_git)
+        _replace_folder(files, carried / checkpoint_dir.name, copy=_copy_to_carry)
         size = sum(path.stat().st_size for path in (carried / checkpoint_dir.name).rglob("*") if path.is_file())
         packed.append((checkpoint_dir.name, size))
         log(f"carried: {checkpoint_dir.name} ({size / 1e6:.1f} MB) -> {carried / checkpoint_dir.name}")
