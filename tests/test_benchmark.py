@@ -161,6 +161,19 @@ def test_records_are_small_portable_and_committed_while_the_rest_is_ignored(firs
     assert any(path.endswith(".json") and path not in ignored for path in paths)
 
 
+def test_runs_on_a_gpu_count_gpu_hours_not_cpu_hours_and_name_their_device():
+    from adrec_recbole.benchmark.tables import cpu_hours, device_of, gpu_hours
+
+    def record(device, machine=None):
+        return {"status": "ok", "threads": 2, "machine": machine or {},
+                "result": {"fit_seconds": 3000.0, "test_eval_seconds": 600.0, "device": device}}
+
+    on_cpu, on_gpu = record("cpu"), record("cuda", {"gpu": "NVIDIA H200"})
+    assert (cpu_hours(on_cpu), gpu_hours(on_cpu), device_of(on_cpu)) == (2.0, 0.0, "cpu")
+    assert (cpu_hours(on_gpu), gpu_hours(on_gpu), device_of(on_gpu)) == (0.0, 1.0, "cuda (NVIDIA H200)")
+    assert device_of(record("cuda:1")) == "cuda" and gpu_hours({**on_gpu, "status": "failed"}) == 0.0
+
+
 def test_runs_csv_and_summary_are_computed_from_the_run_records(first_and_second):
     _, _, folder, _, _ = first_and_second
     found = records(folder)

@@ -22,8 +22,9 @@ sides ran the same pipeline on the same data; if several qualify (SASRec's own y
 the one with the most common seeds, then the newest. Rows without such a SASRec line have no
 paired difference.
 
-COST. CPU-hours = sum over finished runs of (fit seconds + test evaluation seconds) x torch
-threads (fit seconds add up over the sessions of a resumed run); wall hours = sum of the worker
+COST. CPU-hours = sum over finished runs on the CPU of (fit seconds + test evaluation seconds) x
+torch threads (fit seconds add up over the sessions of a resumed run); GPU-hours = the same seconds
+of the runs on a GPU (one GPU each, possibly shared with other runs); wall hours = sum of the worker
 processes' wall time over all records, failed ones included (a resumed run counts its last
 session only).
 
@@ -31,15 +32,16 @@ Written to ``{out}/{dataset}/``:
 
 * ``runs.csv`` — one row per record: row label, model, seed, status, code version, settings key,
   test metrics, best epoch, epochs run, s/epoch, test evaluation time, peak RSS, parameters,
-  threads, CPU-hours, the worker process's wall seconds, error;
+  device, threads, CPU-hours, GPU-hours, the worker process's wall seconds, error;
 * ``summary.csv`` — one row per table line: runs finished/failed, seeds, ``{metric}_mean`` and
   ``{metric}_std`` of every test metric and cost column over the finished seeds (std is the
-  sample standard deviation, ddof=1; empty with fewer than two finished runs), CPU-hours, wall
+  sample standard deviation, ddof=1; empty with fewer than two finished runs), devices, CPU-hours,
+  GPU-hours, wall
   hours, and the paired difference against SASRec (``vs_SASRec_{metric}_mean``, its seeds and
   SASRec's code version);
 * ``paired.csv`` — one row per (table line, metric): mean and std of the paired difference
   against SASRec and the difference on each seed (``diff_seed{N}``);
-* ``cost.csv`` — CPU-hours and wall hours per row label and in all;
+* ``cost.csv`` — CPU-hours, GPU-hours and wall hours per row label and in all;
 * ``cold_start.csv`` — test metrics on the cold-start (and zero-shot) rows, mean and std over seeds
   (:mod:`adrec_recbole.benchmark.cold_start`);
 * ``anchors.csv`` — the published numbers of :mod:`adrec_recbole.benchmark.anchors`, each row
@@ -143,15 +145,16 @@ def markdown(dataset, rows, entries, summary, earlier, anchor_rows, chart_name):
         "- Mean ± sample standard deviation over the finished seeds (a single run shows no ±). "
         "Best epoch counts from 0 (RecBole's numbering); s/epoch = fit time / epochs run (training plus "
         "that epoch's validation); test eval s = one full-ranking pass over the test split; peak RSS = the "
-        "run process's maximum resident memory (each run has its own process); CPU-h = (fit + test eval s) x "
-        "threads, summed over the line's runs.",
+        "run process's maximum resident memory (each run has its own process); device: where the runs trained "
+        "(runs on a GPU are not bit-reproducible, see the README); CPU-h = (fit + test eval s) x threads of the "
+        "runs on the CPU, GPU-h = (fit + test eval s) of the runs on a GPU, summed over the line's runs.",
         "",
         "## Our runs (test split)",
         "",
     ]
     header = ["Row", "code", "settings", "seeds"] + [metric_title(metric) for metric in metrics] + [
         COST_TITLES[column] for column in ("best_epoch", "seconds_per_epoch", "test_eval_seconds", "peak_rss_mb",
-                                           "parameters")] + ["threads", "CPU-h"]
+                                           "parameters")] + ["device", "threads", "CPU-h", "GPU-h"]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for line in summary:
         seeds = line["seeds"].replace(" ", ", ") or "—"
@@ -165,7 +168,7 @@ def markdown(dataset, rows, entries, summary, earlier, anchor_rows, chart_name):
             _fmt(line["test_eval_seconds_mean"], line["test_eval_seconds_std"], 2),
             _fmt(line["peak_rss_mb_mean"], line["peak_rss_mb_std"], 0),
             _fmt(line["parameters_mean"], None, 0),
-            line["threads"] or "—", f"{line['cpu_hours']:.2f}",
+            line["devices"] or "—", line["threads"] or "—", f"{line['cpu_hours']:.2f}", f"{line['gpu_hours']:.2f}",
         ]
         lines.append("| " + " | ".join(_cell(cell) for cell in cells) + " |")
     lines += ["", "Settings keys:", ""]
@@ -204,8 +207,9 @@ def markdown(dataset, rows, entries, summary, earlier, anchor_rows, chart_name):
         lines.append(f"No line has {REFERENCE} runs of the same protocol and run-path code on common seeds yet.")
     lines += cold_start.markdown_lines(entries)
     lines += ["", "## Compute spent", "",
-              f"**{costs['cpu_hours']:.2f} CPU-hours** (sum over finished runs of (fit + test eval seconds) x torch "
-              f"threads) and **{costs['wall_hours']:.2f} wall hours** (sum of the runs' process wall times, failed "
+              f"**{costs['cpu_hours']:.2f} CPU-hours** (sum over finished runs on the CPU of (fit + test eval "
+              f"seconds) x torch threads), **{costs['gpu_hours']:.2f} GPU-hours** (the same for runs on a GPU, one "
+              f"GPU each, shared with the other runs of that machine) and **{costs['wall_hours']:.2f} wall hours** (sum of the runs' process wall times, failed "
               f"ones included) over {costs['records']} records; per row label in `cost.csv`, per line above."]
     if failed:
         lines += ["", "## Failed runs", "", "| Row | seed | code | error |", "|---|---|---|---|"]

@@ -32,13 +32,36 @@ def code_of(record):
     return record.get("code_version") or "nogit"
 
 
-def cpu_hours(record):
-    """(fit + test evaluation seconds) x threads of a finished run, in hours; 0 for a failed one."""
+def on_gpu(record):
+    """Whether the run trained on a GPU (its result's device is not the CPU)."""
+    return str((record.get("result") or {}).get("device") or "cpu").split(":")[0] != "cpu"
+
+
+def _run_hours(record):
     result = record.get("result") or {}
     if record.get("status") != "ok":
         return 0.0
-    seconds = (result.get("fit_seconds") or 0.0) + (result.get("test_eval_seconds") or 0.0)
-    return seconds * int(record.get("threads") or 1) / 3600
+    return ((result.get("fit_seconds") or 0.0) + (result.get("test_eval_seconds") or 0.0)) / 3600
+
+
+def cpu_hours(record):
+    """(fit + test evaluation seconds) x threads of a finished run on the CPU, in hours; 0 for a
+    failed run or one on a GPU (counted by :func:`gpu_hours`)."""
+    return 0.0 if on_gpu(record) else _run_hours(record) * int(record.get("threads") or 1)
+
+
+def gpu_hours(record):
+    """(fit + test evaluation seconds) of a finished run on a GPU, in hours (one GPU per run, which
+    other runs may have shared); 0 for a failed run or one on the CPU."""
+    return _run_hours(record) if on_gpu(record) else 0.0
+
+
+def device_of(record):
+    """``cpu``, or ``cuda (NVIDIA H200)`` when the record names the GPU."""
+    if not on_gpu(record):
+        return "cpu"
+    name = (record.get("machine") or {}).get("gpu")
+    return f"cuda ({name})" if name else "cuda"
 
 
 def run_rows(records):
@@ -60,7 +83,9 @@ def run_rows(records):
             row[column] = result.get(column)
         row["resumed_at_epoch"] = result.get("resumed_at_epoch")
         row["threads"] = record.get("threads")
+        row["device"] = device_of(record)
         row["cpu_hours"] = round(cpu_hours(record), 4)
+        row["gpu_hours"] = round(gpu_hours(record), 4)
         row["process_seconds"] = record.get("process_seconds", record.get("wall_seconds"))
         row["finished"] = record.get("finished")
         row["config_files"] = " ".join(record.get("config_files") or [])
@@ -173,7 +198,9 @@ def summary_rows(rows, entries=None):
         for column in COST_COLUMNS:
             line[f"{column}_mean"], line[f"{column}_std"] = mean_std(row.get(column) for row in ok)
         line["threads"] = " ".join(str(value) for value in sorted({row["threads"] for row in ok if row["threads"]}))
+        line["devices"] = ", ".join(sorted({row["device"] for row in ok}))
         line["cpu_hours"] = round(sum(row["cpu_hours"] for row in entry["rows"]), 4)
+        line["gpu_hours"] = round(sum(row["gpu_hours"] for row in entry["rows"]), 4)
         line["wall_hours"] = round(sum(row["process_seconds"] or 0.0 for row in entry["rows"]) / 3600, 4)
         reference = reference_for(entry, entries)
         line[f"{REFERENCE}_code_version"] = reference["code_version"] if reference else None
@@ -212,7 +239,7 @@ def paired_rows(rows, entries):
 
 
 def cost_rows(rows, entries):
-    """CPU-hours and wall hours per row label (all its lines) and in all."""
+    """CPU-hours, GPU-hours and wall hours per row label (all its lines) and in all."""
     lines = []
     labels = list(dict.fromkeys(entry["label"] for entry in entries))
     for scope, mine in [(label, [row for row in rows if row["label"] == label]) for label in labels] + [("all", rows)]:
@@ -220,6 +247,7 @@ def cost_rows(rows, entries):
             "scope": scope, "records": len(mine), "runs_ok": sum(row["status"] == "ok" for row in mine),
             "runs_failed": sum(row["status"] != "ok" for row in mine),
             "cpu_hours": round(sum(row["cpu_hours"] for row in mine), 4),
+            "gpu_hours": round(sum(row["gpu_hours"] for row in mine), 4),
             "wall_hours": round(sum(row["process_seconds"] or 0.0 for row in mine) / 3600, 4),
         })
     return lines

@@ -56,14 +56,19 @@ def git_commit():
 
 
 def machine():
-    """What the run's speed depends on: CPU model, logical CPUs, system (no host name)."""
+    """What the run's speed depends on: CPU model, logical CPUs, system, the GPU if any (no host name)."""
     cpu = platform.processor() or None
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as handle:
             cpu = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), cpu)
     except OSError:
         pass
-    return {"cpu": cpu, "cpus": os.cpu_count(), "system": f"{platform.system()} {platform.machine()}"}
+    import torch
+
+    found = {"cpu": cpu, "cpus": os.cpu_count(), "system": f"{platform.system()} {platform.machine()}"}
+    if torch.cuda.is_available():
+        found["gpu"] = torch.cuda.get_device_name(0)
+    return found
 
 
 def utc_now():
