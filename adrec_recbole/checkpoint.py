@@ -106,9 +106,12 @@ def best_checkpoint_state(trainer, epoch):
     }
 
 
-def load_last(path, device):
-    """The ``last`` checkpoint at ``path``, read safely (``weights_only=True``)."""
-    checkpoint = torch.load(path, map_location=device, weights_only=True)
+def load_last(path):
+    """The ``last`` checkpoint at ``path``, read safely (``weights_only=True``) onto the CPU.
+    :func:`restore_trainer` copies the model and optimizer state onto the model's device, and the
+    RNG setters (torch's, NumPy's, the loader's) take CPU tensors only: read onto the run's device,
+    a run trained on a GPU could not resume there."""
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     if checkpoint.get("format") != FORMAT_VERSION:
         raise ValueError(f"{path}: not a last checkpoint of this version (format {checkpoint.get('format')!r})")
     return checkpoint

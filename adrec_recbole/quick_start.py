@@ -184,7 +184,7 @@ def _start_or_resume(config, folder):
                 os.remove(os.path.join(folder, name))
         return None
     try:
-        checkpoint = load_last(last_file, config["device"])
+        checkpoint = load_last(last_file)
     except Exception as error:  # unreadable, truncated or foreign: say so, never train on it
         reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
         if isinstance(error, pickle.UnpicklingError):
@@ -217,7 +217,7 @@ def _claim_run(config, cleanup):
         decision = (folder, checkpoint is not None)
     folder, resuming = distributed.broadcast_from_main(decision)
     if resuming and checkpoint is None:
-        checkpoint = load_last(os.path.join(folder, LAST_CHECKPOINT), config["device"])
+        checkpoint = load_last(os.path.join(folder, LAST_CHECKPOINT))
     return folder, checkpoint
 
 
@@ -305,6 +305,9 @@ def _run_process(local_rank, model, dataset, config_file_list, config_dict, outc
 
 
 def _train_and_test(config, folder, checkpoint, callback_fn):
+    # the run's identity is taken before loading adds keys to the config (RecBole's BERT4Rec
+    # transform adds MASK_ITEM_SEQ, POS_ITEMS, ...): the same hash as its folder's, so it resumes
+    identity = settings_hash(config)
     logger = getLogger()
     logger.info(sys.argv)
     logger.info(config)
@@ -324,7 +327,6 @@ def _train_and_test(config, folder, checkpoint, callback_fn):
     trainer.saved_model_file = os.path.join(folder, BEST_CHECKPOINT)
     trainer.last_checkpoint_file = os.path.join(folder, LAST_CHECKPOINT)
     clock = EpochClock(config["valid_metric_bigger"], checkpoint["run_state"]["clock"] if checkpoint else None)
-    identity = settings_hash(config)
     trainer.run_state = lambda: {"clock": clock.state(), "settings_hash": identity}
     stopped_early = False
     if checkpoint is not None:

@@ -46,14 +46,15 @@ def test_resuming_with_more_epochs_equals_the_uninterrupted_run(quick_settings):
     assert first["epochs_run"] == 2 and resumed["resumed_at_epoch"] == 2 and resumed["epochs_run"] == 4
     assert same_metrics(resumed, straight)
     assert not same_metrics(first, straight)  # the two extra epochs changed something
-    last = load_last(os.path.join(resumed["run_folder"], LAST_CHECKPOINT), "cpu")  # weights_only=True inside
+    last = load_last(os.path.join(resumed["run_folder"], LAST_CHECKPOINT))  # weights_only=True inside
     assert last["next_epoch"] == 4 and not last["stopped_early"]
 
 
-def test_recbole_models_resume_through_the_same_path(quick_settings):
-    straight = run("SASRec", "Tiny", config_dict={**quick_settings, "epochs": 3, "run_name": "straight"})
-    run("SASRec", "Tiny", config_dict={**quick_settings, "epochs": 1, "run_name": "split"})
-    resumed = run("SASRec", "Tiny", config_dict={**quick_settings, "epochs": 3, "run_name": "split", "resume": True})
+@pytest.mark.parametrize("model", ["SASRec", "BERT4Rec"])  # BERT4Rec: loading its data adds config keys
+def test_recbole_models_resume_through_the_same_path(quick_settings, model):
+    straight = run(model, "Tiny", config_dict={**quick_settings, "epochs": 3, "run_name": "straight"})
+    run(model, "Tiny", config_dict={**quick_settings, "epochs": 1, "run_name": "split"})
+    resumed = run(model, "Tiny", config_dict={**quick_settings, "epochs": 3, "run_name": "split", "resume": True})
     assert resumed["resumed_at_epoch"] == 1 and same_metrics(resumed, straight)
 
 
@@ -109,6 +110,25 @@ def test_rng_states_round_trip_through_a_weights_only_file(tmp_path):
     restore_rng_states(torch.load(tmp_path / "rng.pth", weights_only=True), loader)
     again = (random.random(), np.random.rand(), torch.rand(1).item(), torch.rand(1, generator=loader.generator).item())
     assert draws == again
+
+
+def test_a_last_checkpoint_is_read_onto_the_cpu_whatever_the_run_device(tmp_path):
+    """A run on a GPU resumes: the RNG setters take CPU tensors only, so ``last`` is read onto the
+    CPU and the model/optimizer state copied onto the model's device by ``load_state_dict``
+    (reading it onto the GPU failed with "can't convert cuda:0 device type tensor to numpy")."""
+    class Loader:
+        generator = torch.Generator().manual_seed(3)
+
+    loader = Loader()
+    path = tmp_path / LAST_CHECKPOINT
+    torch.save({"format": 1, "state_dict": {"weight": torch.ones(2)}, "rng": capture_rng_states(loader)}, path)
+    draws = (np.random.rand(), torch.rand(1).item(), torch.rand(1, generator=loader.generator).item())
+    checkpoint = load_last(path)
+    tensors = [checkpoint["rng"]["torch"], checkpoint["rng"]["numpy"][1], checkpoint["rng"]["train_loader"],
+               checkpoint["state_dict"]["weight"]]
+    assert {tensor.device.type for tensor in tensors} == {"cpu"}
+    restore_rng_states(checkpoint["rng"], loader)
+    assert (np.random.rand(), torch.rand(1).item(), torch.rand(1, generator=loader.generator).item()) == draws
 
 
 # ---- the test that matters: SIGKILL in the middle of an epoch, on real data -------------------
