@@ -35,7 +35,7 @@ from adrec_recbole import safe_load
 from adrec_recbole.cold_start import subset_results
 from adrec_recbole.data.layout import read_index
 from adrec_recbole.quick_start import PLUGIN_MODELS, RunError, build_config, build_dataset, prepare_data
-from adrec_recbole.run_folder import NOT_PART_OF_IDENTITY
+from adrec_recbole.run_folder import NOT_PART_OF_IDENTITY, is_neutral
 from adrec_recbole.text import read_item_text_table
 
 #: settings RecBole derives while building a Config (from the model class, the data path, the
@@ -116,7 +116,8 @@ def checkpoint_config(stored, checkpoint_file, data_path=None, config_dict=None)
     if changed:
         raise RunError(f"{checkpoint_file}: these settings cannot be restored as stored: "
                        + ", ".join(f"{key}={stored[key]!r} (now {rebuilt[key]!r})" for key in changed))
-    added = sorted(key for key in rebuilt if key not in stored and key not in ignored)
+    added = sorted(key for key in rebuilt if key not in stored and key not in ignored
+                   and not is_neutral(key, rebuilt[key]))  # at its neutral value: what the run computed
     if added:
         getLogger().warning(f"{checkpoint_file} predates settings {added}: today's defaults are used for them")
     return config

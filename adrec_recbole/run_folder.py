@@ -2,8 +2,9 @@
 
 Each run lives in ``{checkpoint_dir}/{model}-{dataset}-seed{seed}-{hash}`` (or
 ``{checkpoint_dir}/{run_name}`` when ``run_name`` is set). The hash covers every setting that
-changes what the run computes: the final RecBole config without paths, devices, verbosity and
-the epoch budget (so ``--epochs`` can be raised on resume). The same command therefore finds
+changes what the run computes: the final RecBole config without paths, devices, verbosity, the
+epoch budget (so ``--epochs`` can be raised on resume) and options at their neutral value
+(:data:`NEUTRAL_SETTINGS`, so adding an option keeps existing runs). The same command therefore finds
 its folder again, and two runs that differ in any setting never share checkpoints or results.
 
 The folder holds ``best.pth`` (the best-validation model, RecBole's checkpoint), ``last.pth``
@@ -25,6 +26,20 @@ NOT_PART_OF_IDENTITY = {
 }
 
 
+#: Settings added after runs had been recorded, each with its NEUTRAL value: the value that computes
+#: exactly what the code computed before the setting existed. At that value the key is left out of
+#: a run's identity (:func:`settings_hash`, and the benchmark's fingerprints), so adding an option
+#: to a model's yaml keeps every earlier run folder, checkpoint and benchmark record valid; any
+#: other value is part of the identity. Register an option here in the commit that adds it, e.g.
+#: ``"lr_decay": "none"`` (its default need not be the neutral value).
+NEUTRAL_SETTINGS = {}
+
+
+def is_neutral(key, value):
+    """Whether ``key: value`` is a registered option at its neutral value (:data:`NEUTRAL_SETTINGS`)."""
+    return key in NEUTRAL_SETTINGS and value == NEUTRAL_SETTINGS[key]
+
+
 class RunLockedError(RuntimeError):
     """Another process is training this run."""
 
@@ -35,7 +50,8 @@ def settings_hash(config, length=8):
     process adds nothing."""
     settings = {
         key: os.path.abspath(value) if key == "data_path" else value
-        for key, value in config.final_config_dict.items() if key not in NOT_PART_OF_IDENTITY
+        for key, value in config.final_config_dict.items()
+        if key not in NOT_PART_OF_IDENTITY and not is_neutral(key, value)
     }
     if not config["single_spec"] and config["world_size"] > 1:
         settings["processes"] = config["world_size"]

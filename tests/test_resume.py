@@ -38,6 +38,26 @@ def test_run_folder_is_named_from_model_dataset_seed_and_settings(quick_settings
     assert os.path.basename(folders["named"]) == "mine"
 
 
+def test_an_option_at_its_neutral_value_keeps_the_identity_of_earlier_runs(quick_settings, monkeypatch, tmp_path):
+    """A new option registered with its neutral value (the old behaviour) leaves run folders and
+    benchmark fingerprints as they were; any other value makes another run."""
+    from adrec_recbole import run_folder as folders
+    from adrec_recbole.benchmark import records
+
+    def identity(**extra):
+        return folders.settings_hash(build_config("ADRec", "Tiny", config_dict={**quick_settings, **extra}))
+
+    def parsed(**extra):
+        path = tmp_path / f"ADRec-{len(extra)}-{sorted(extra.values())}.yaml"
+        path.write_text("".join(f"{key}: {value}\n" for key, value in {"learning_rate": 0.001, **extra}.items()))
+        return records._parsed(str(path))
+
+    before, yaml_before = identity(), parsed()
+    monkeypatch.setitem(folders.NEUTRAL_SETTINGS, "lr_decay", "none")
+    assert identity(lr_decay="none") == before and parsed(lr_decay="none") == yaml_before
+    assert identity(lr_decay="cosine") != before and parsed(lr_decay="cosine") != yaml_before
+
+
 def test_resuming_with_more_epochs_equals_the_uninterrupted_run(quick_settings):
     settings = {**quick_settings, "hidden_dropout_prob": 0.3}  # dropout: the RNG streams must continue exactly
     straight = run("ADRec", "Tiny", config_dict={**settings, "epochs": 4, "run_name": "straight"})

@@ -60,7 +60,7 @@ import yaml
 
 from adrec_recbole.atomic import write_json  # noqa: F401  (re-exported for the benchmark)
 from adrec_recbole.paths import PACKAGE_DIR, PROPERTIES_DIR
-from adrec_recbole.run_folder import NOT_PART_OF_IDENTITY
+from adrec_recbole.run_folder import NOT_PART_OF_IDENTITY, is_neutral
 
 PROJECT_ROOT = os.path.dirname(PACKAGE_DIR)
 
@@ -103,7 +103,8 @@ def _protocol_project_files(dataset):
 
 def _parsed(path):
     """A yaml file's contents for hashing: parsed (comments and layout do not count, nor
-    :data:`IGNORED_KEYS`), else the raw text."""
+    :data:`IGNORED_KEYS`, nor options at their neutral value: ``run_folder.NEUTRAL_SETTINGS``),
+    else the raw text."""
     with open(path, encoding="utf-8") as handle:
         text = handle.read()
     try:
@@ -111,7 +112,7 @@ def _parsed(path):
     except yaml.YAMLError:
         return text
     if isinstance(data, dict):
-        data = {key: value for key, value in data.items() if key not in IGNORED_KEYS}
+        data = {key: value for key, value in data.items() if key not in IGNORED_KEYS and not is_neutral(key, value)}
     return data
 
 
