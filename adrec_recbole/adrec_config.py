@@ -19,6 +19,12 @@ ENQUEUE_POINTS = ("between", "after")
 ACTIVATIONS = ("relu", "gelu")
 
 
+def plm_layers():
+    def check(value):
+        return is_int(value) or (isinstance(value, list) and len(value) > 1 and all(is_int(v) for v in value))
+    return check, "an integer (hidden_states index), or a list of two or more (layer fusion, frozen mode)"
+
+
 def loss_weights():
     def check(value):
         return (isinstance(value, list) and len(value) == 4 and all(is_number(w) and w >= 0 for w in value)
@@ -30,7 +36,7 @@ ADREC_KEYS = {
     # 1. item text
     "train_mode": one_of(TRAIN_MODES),
     "plm_path": string(),
-    "plm_layer": (is_int, "an integer (hidden_states index)"),
+    "plm_layer": plm_layers(),
     "text_fields": strings(),
     "text_prompt": string(),
     "text_separator": string(),
@@ -75,6 +81,9 @@ def check_adrec_config(config):
     if config["item_whitening"] and (config["train_mode"] != "frozen" or config["item_pooling"] != "mean"):
         raise ConfigError("item_whitening needs train_mode='frozen' and item_pooling='mean' "
                           "(it is fitted once on fixed item vectors)")
+    if isinstance(config["plm_layer"], list) and (config["train_mode"] != "frozen" or config["item_pooling"] != "mean"):
+        raise ConfigError("a list of plm_layer (layer fusion) needs train_mode='frozen' and item_pooling='mean' "
+                          "(the pooled vectors of the layers are computed once)")
     plm_path = config["plm_path"]
     if plm_path.startswith(("/", "./", "../", "~")) and not os.path.isdir(os.path.expanduser(plm_path)):
         raise ConfigError(f"plm_path={plm_path!r}: no such folder (give a folder holding a transformers model, "

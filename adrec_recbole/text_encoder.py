@@ -2,7 +2,9 @@
 
 The item vector is the masked token-mean of the hidden states after transformer layer
 ``plm_layer`` (the authors read ``hidden_states[1]`` of bert-base-uncased and divide a sum
-over padding by the count of real tokens; the masked mean here excludes padding).
+over padding by the count of real tokens; the masked mean here excludes padding). In frozen
+mode ``plm_layer`` may list several layers: the item vector is then their masked means side by
+side (layer fusion, e.g. ``[1, -1]``: the first and last layers), for the adapter to mix.
 Only the layers whose output is used are instantiated: reading layer k of a 12-layer model
 runs k layers, not 12.
 
@@ -44,7 +46,10 @@ def resolve_plm_path(plm_path):
 
 
 def _resolve_layer(layer, num_layers):
-    """hidden_states index: 0 = embeddings, k = output of layer k, negative counts from the end."""
+    """hidden_states index: 0 = embeddings, k = output of layer k, negative counts from the end
+    (a list of layers: the list of their indices)."""
+    if isinstance(layer, (list, tuple)):
+        return [_resolve_layer(one, num_layers) for one in layer]
     index = layer if layer >= 0 else num_layers + 1 + layer
     if not 0 <= index <= num_layers:
         raise ValueError(f"plm_layer={layer} is outside 0..{num_layers} (or -1..-{num_layers + 1})")
@@ -52,7 +57,8 @@ def _resolve_layer(layer, num_layers):
 
 
 def load_tokenizer_and_layer(plm_path, layer):
-    """(tokenizer, transformers config, hidden_states index of ``layer``) of a PLM."""
+    """(tokenizer, transformers config, hidden_states index of ``layer``) of a PLM (a list of
+    indices where ``layer`` is a list)."""
     from transformers import AutoConfig, AutoTokenizer
 
     path = resolve_plm_path(plm_path)
@@ -233,6 +239,20 @@ def encode_items(encoder, tokens, batch_size, device, description="Encoding item
     return torch.cat(vectors)
 
 
+class LayerFusionEncoder(nn.Module):
+    """Tokens -> the masked means of several hidden states side by side [n, len(layers) x d]
+    (frozen mode's layer fusion; ``plm`` is built up to the highest of ``layers``)."""
+
+    def __init__(self, plm, layers):
+        super().__init__()
+        self.plm, self.layers = plm, layers
+
+    def forward(self, input_ids, attention_mask):
+        hidden_states = self.plm(input_ids=input_ids, attention_mask=attention_mask,
+                                 output_hidden_states=True).hidden_states
+        return torch.cat([masked_mean(hidden_states[layer], attention_mask) for layer in self.layers], dim=-1)
+
+
 @torch.no_grad()
 def _encode_token_states(encoder, tokens, batch_size, device):
     """Token states [n_items, L, d] (float16, L = the longest item) and their mask [n_items, L]."""
@@ -252,9 +272,9 @@ def _encode_token_states(encoder, tokens, batch_size, device):
 
 def frozen_item_vectors(plm_path, plm_layer, texts, text_length, batch_size, device, cache_dir, token_states=False):
     """The frozen-mode item table, computed once per data/PLM and cached: the pooled vectors
-    [n_items, plm_dim], or with ``token_states`` every token's state (``{"states": float16
-    [n_items, L, plm_dim], "mask": [n_items, L]}``, for a learned pooling); ``cache_dir`` None:
-    the default cache folder."""
+    [n_items, plm_dim] (a list of layers: [n_items, layers x plm_dim], :class:`LayerFusionEncoder`),
+    or with ``token_states`` every token's state (``{"states": float16 [n_items, L, plm_dim],
+    "mask": [n_items, L]}``, for a learned pooling); ``cache_dir`` None: the default cache folder."""
     cache_dir = resolve_cache_dir(cache_dir)
     tokenizer, plm_config, layer = load_tokenizer_and_layer(plm_path, plm_layer)
     plm_name = resolve_plm_path(plm_path)
@@ -266,7 +286,10 @@ def frozen_item_vectors(plm_path, plm_layer, texts, text_length, batch_size, dev
         return cached
     tokens = tokenize_items(texts, tokenizer, text_length, cache_dir, plm_name)
     getLogger().info(f"encoding {len(texts)} item texts with {plm_name} (layer {layer})")
-    encoder = PLMItemEncoder(load_truncated_plm(plm_path, plm_config, layer)).to(device)
+    if isinstance(layer, list):
+        encoder = LayerFusionEncoder(load_truncated_plm(plm_path, plm_config, max(layer)), layer).to(device)
+    else:
+        encoder = PLMItemEncoder(load_truncated_plm(plm_path, plm_config, layer)).to(device)
     if token_states:
         table = _encode_token_states(encoder, tokens, batch_size, device)
     else:

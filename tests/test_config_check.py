@@ -10,6 +10,9 @@ from conftest import ROOT
 BAD_SETTINGS = [
     ({"train_mode": "foo"}, "train_mode='foo': expected one of frozen, finetune"),
     ({"plm_layer": 99}, "plm_layer=99 is outside 0..6"),
+    ({"plm_layer": [1, 9]}, "plm_layer=9 is outside 0..6"),
+    ({"plm_layer": [6]}, "plm_layer=[6]: expected an integer (hidden_states index), or a list of two or more"),
+    ({"plm_layer": [1, -1], "train_mode": "finetune", "seq_item_negatives": "batch"}, "a list of plm_layer (layer fusion) needs"),
     ({"hidden_size": 131}, "hidden_size 131 is not divisible by n_heads=2"),
     ({"adapter": False, "n_heads": 5}, "the PLM's hidden size (adapter off) 384 is not divisible by n_heads=5"),
     ({"queue_size": 0}, "queue_size=0: expected an integer >= 1"),

@@ -1,4 +1,5 @@
-"""``item_whitening``: fixed ZCA whitening of frozen item vectors (text_encoder.Whitening)."""
+"""Options on the frozen item vectors: ``item_whitening`` (fixed ZCA whitening, text_encoder.Whitening)
+and layer fusion (``plm_layer`` as a list)."""
 import torch
 from test_model import build, first_batch
 
@@ -31,6 +32,18 @@ def test_frozen_whitening_is_fitted_on_the_real_items_and_new_texts_pass_through
     loss = sum(model.calculate_loss(first_batch(train_data)))
     loss.backward()
     assert model.online.adapter[0].weight.grad.abs().sum() > 0
+    model.eval()
+    texts = train_data.dataset.item_texts
+    assert torch.allclose(model.encode_item_texts([texts[3]]), model.item_vectors()[[3]], atol=1e-4)
+
+
+def test_layer_fusion_feeds_the_adapter_both_layers_and_new_texts_get_the_same_vectors(quick_settings):
+    _, model, train_data, _, _ = build(quick_settings, plm_layer=[1, -1])
+    assert model.plm_item_vectors.shape[1] == 2 * 384 and model.online.adapter[0].in_features == 2 * 384
+    loss = sum(model.calculate_loss(first_batch(train_data)))
+    loss.backward()
+    assert model.online.adapter[0].weight.grad[:, :384].abs().sum() > 0   # layer 1's half is read
+    assert model.online.adapter[0].weight.grad[:, 384:].abs().sum() > 0   # and the last layer's
     model.eval()
     texts = train_data.dataset.item_texts
     assert torch.allclose(model.encode_item_texts([texts[3]]), model.item_vectors()[[3]], atol=1e-4)

@@ -85,3 +85,15 @@ def test_tokens_and_frozen_vectors_are_cached_on_disk(tmp_path):
     assert torch.equal(vectors, again)
     other = frozen_item_vectors(None, 1, texts[:2] + ["a different text"], 8, 2, "cpu", str(tmp_path))
     assert not torch.equal(vectors[2], other[2])  # the key follows the content
+
+
+def test_layer_fusion_puts_each_layers_mean_vector_side_by_side(tmp_path):
+    texts = ["", "acrylic paint set", "nitrile gloves box for the lab"]
+    fused = frozen_item_vectors(None, [1, -1], texts, 12, 2, "cpu", str(tmp_path))
+    assert fused.shape == (3, 2 * 384)
+    first = frozen_item_vectors(None, 1, texts, 12, 2, "cpu", str(tmp_path))
+    last = frozen_item_vectors(None, 6, texts, 12, 2, "cpu", str(tmp_path))
+    assert not torch.allclose(first, last, atol=1e-2)  # two different layers, in the listed order
+    assert torch.allclose(fused[:, :384], first, atol=1e-5) and torch.allclose(fused[:, 384:], last, atol=1e-5)
+    # its own cache entry: the single layers' vectors are not overwritten or reused for it
+    assert len([path for path in tmp_path.iterdir() if path.name.startswith("vectors-")]) == 3
