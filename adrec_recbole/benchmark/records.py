@@ -77,7 +77,7 @@ RUN_PATH = (
     "adrec_recbole/checkpoint.py", "adrec_recbole/safe_load.py", "adrec_recbole/atomic.py",
     "adrec_recbole/compat.py", "adrec_recbole/config_check.py", "adrec_recbole/catalogue.py",
     "adrec_recbole/cold_start.py", "adrec_recbole/text.py", "adrec_recbole/distributed.py", "adrec_recbole/paths.py",
-    "adrec_recbole/data/", "adrec_recbole/properties/overall.yaml", "adrec_recbole/properties/dataset/",
+    "adrec_recbole/lr_schedule.py", "adrec_recbole/data/", "adrec_recbole/properties/overall.yaml", "adrec_recbole/properties/dataset/",
 )
 #: models implemented in this package: their code version covers the package (less the tools)
 PLUGIN_MODELS = ("ADRec",)
