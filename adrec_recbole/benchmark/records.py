@@ -32,7 +32,8 @@ changes; ``None`` without git. Per model:
 * every model: the RUN PATH (:data:`RUN_PATH`: ``adrec_recbole/__init__.py``, ``quick_start.py``,
   ``run_folder.py``, ``checkpoint.py``, ``safe_load.py``, ``atomic.py``, ``compat.py``,
   ``config_check.py``, ``catalogue.py``, ``cold_start.py``, ``text.py`` (the catalogue reads the
-  item file for every model), ``distributed.py``, ``paths.py``, ``data/``, ``properties/overall.yaml``,
+  item file for every model), ``distributed.py``, ``paths.py``, ``lr_schedule.py``, ``data/``,
+  ``properties/overall.yaml``,
   ``properties/dataset/``, all under ``adrec_recbole/``) and the model's own ``properties/model/{Model}.yaml``;
 * ADRec (a plugin model, :data:`PLUGIN_MODELS`): also the whole package except the tools that do
   not change what a run computes (``adrec_recbole/benchmark/``, ``adrec_recbole/tune/``) and the
