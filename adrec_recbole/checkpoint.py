@@ -134,18 +134,23 @@ class ResumableTrainerMixin:
     after the first one of this process (the state then is final: the previous epoch, its
     validation and early-stopping update are done) and writes the best checkpoint atomically.
 
-    The run path sets ``last_checkpoint_file`` and ``run_state`` (a callable returning its own
-    bookkeeping, plain types) before ``fit``; ``epochs_done`` counts the epochs finished.
+    The run path sets ``last_checkpoint_file``, ``run_state`` (a callable returning its own
+    bookkeeping, plain types) and ``lr_schedule`` (a :class:`~adrec_recbole.lr_schedule.LearningRateSchedule`
+    or ``None``) before ``fit``; ``epochs_done`` counts the epochs finished.
     """
 
     last_checkpoint_file = None
     run_state = None
+    lr_schedule = None
     epochs_done = 0
 
     def _train_epoch(self, train_data, epoch_idx, *args, **kwargs):
         if epoch_idx > self.start_epoch and self.last_checkpoint_file:
             run_state = self.run_state() if self.run_state else {}
             save_last(self.last_checkpoint_file, self, train_data, epoch_idx, False, run_state)
+        if self.lr_schedule is not None:
+            rate = self.lr_schedule.begin_epoch(epoch_idx, len(train_data))
+            self.logger.info(f"epoch {epoch_idx} learning rate: {rate:.3g} at its first step")
         result = super()._train_epoch(train_data, epoch_idx, *args, **kwargs)
         self.epochs_done = epoch_idx + 1
         return result

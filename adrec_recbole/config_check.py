@@ -58,6 +58,9 @@ def strings():
 
 TRAINING_KEYS = {
     "learning_rate": number(0, low_open=True),
+    "lr_warmup_epochs": number(0),
+    "lr_decay_epochs": number(0),
+    "lr_min_ratio": number(0, 1, low_open=True),
     "weight_decay": number(0),
     "train_batch_size": integer(1),
     "eval_batch_size": integer(1),

@@ -41,6 +41,7 @@ from adrec_recbole.config_check import ConfigError, check_config, check_setting_
 from adrec_recbole.data import DataFormatError, DatasetNotFoundError, ensure_dataset, validate_dataset
 from adrec_recbole.data.ensure import is_default_data_path
 from adrec_recbole.dataset import ADRecDataset
+from adrec_recbole.lr_schedule import LearningRateSchedule
 from adrec_recbole.model import ADRec
 from adrec_recbole.paths import PROPERTIES_DIR, not_found_message, resolve_user_file
 from adrec_recbole.run_folder import RunLock, RunLockedError, run_folder, settings_hash
@@ -328,6 +329,7 @@ def _train_and_test(config, folder, checkpoint, callback_fn):
     trainer.last_checkpoint_file = os.path.join(folder, LAST_CHECKPOINT)
     clock = EpochClock(config["valid_metric_bigger"], checkpoint["run_state"]["clock"] if checkpoint else None)
     trainer.run_state = lambda: {"clock": clock.state(), "settings_hash": identity}
+    trainer.lr_schedule = LearningRateSchedule.from_config(trainer.optimizer, config)
     stopped_early = False
     if checkpoint is not None:
         restore_trainer(trainer, checkpoint)

@@ -32,7 +32,9 @@ NOT_PART_OF_IDENTITY = {
 #: to a model's yaml keeps every earlier run folder, checkpoint and benchmark record valid; any
 #: other value is part of the identity. Register an option here in the commit that adds it, e.g.
 #: ``"lr_decay": "none"`` (its default need not be the neutral value).
-NEUTRAL_SETTINGS = {}
+NEUTRAL_SETTINGS = {
+    "lr_warmup_epochs": 0, "lr_decay_epochs": 0, "lr_min_ratio": 0.05,  # lr_schedule.py (2026-12-06)
+}
 
 
 def is_neutral(key, value):

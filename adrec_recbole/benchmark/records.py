@@ -32,7 +32,8 @@ changes; ``None`` without git. Per model:
 * every model: the RUN PATH (:data:`RUN_PATH`: ``adrec_recbole/__init__.py``, ``quick_start.py``,
   ``run_folder.py``, ``checkpoint.py``, ``safe_load.py``, ``atomic.py``, ``compat.py``,
   ``config_check.py``, ``catalogue.py``, ``cold_start.py``, ``text.py`` (the catalogue reads the
-  item file for every model), ``distributed.py``, ``paths.py``, ``data/``, ``properties/overall.yaml``,
+  item file for every model), ``distributed.py``, ``paths.py``, ``lr_schedule.py``, ``data/``,
+  ``properties/overall.yaml``,
   ``properties/dataset/``, all under ``adrec_recbole/``) and the model's own ``properties/model/{Model}.yaml``;
 * ADRec (a plugin model, :data:`PLUGIN_MODELS`): also the whole package except the tools that do
   not change what a run computes (``adrec_recbole/benchmark/``, ``adrec_recbole/tune/``) and the
@@ -77,7 +78,7 @@ RUN_PATH = (
     "adrec_recbole/checkpoint.py", "adrec_recbole/safe_load.py", "adrec_recbole/atomic.py",
     "adrec_recbole/compat.py", "adrec_recbole/config_check.py", "adrec_recbole/catalogue.py",
     "adrec_recbole/cold_start.py", "adrec_recbole/text.py", "adrec_recbole/distributed.py", "adrec_recbole/paths.py",
-    "adrec_recbole/data/", "adrec_recbole/properties/overall.yaml", "adrec_recbole/properties/dataset/",
+    "adrec_recbole/lr_schedule.py", "adrec_recbole/data/", "adrec_recbole/properties/overall.yaml", "adrec_recbole/properties/dataset/",
 )
 #: models implemented in this package: their code version covers the package (less the tools)
 PLUGIN_MODELS = ("ADRec",)
