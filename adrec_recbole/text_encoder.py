@@ -9,7 +9,8 @@ Only the layers whose output is used are instantiated: reading layer k of a 12-l
 runs k layers, not 12.
 
 Tokenised items and frozen item vectors are cached on disk, keyed by everything they depend
-on (PLM, layer, template-applied texts, length), so a second run starts at once; the folder is
+on (PLM, layer, template-applied texts, length; the vectors also by the arithmetic that computed
+them, :func:`adrec_recbole.arithmetic.arithmetic`), so a second run starts at once; the folder is
 ``plm_cache_dir``, by default one per user (:func:`adrec_recbole.paths.default_cache_dir`), so
 runs started from different working directories share it. Cache files
 are written atomically; temporary files that a killed run left are removed when the cache
@@ -25,6 +26,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from adrec_recbole.arithmetic import arithmetic
 from adrec_recbole.atomic import remove_stale_temporaries, torch_save
 from adrec_recbole.paths import resolve_cache_dir
 
@@ -279,7 +281,7 @@ def frozen_item_vectors(plm_path, plm_layer, texts, text_length, batch_size, dev
     tokenizer, plm_config, layer = load_tokenizer_and_layer(plm_path, plm_layer)
     plm_name = resolve_plm_path(plm_path)
     kind = "token-states" if token_states else "vectors"
-    key = _cache_key(kind, plm_name, layer, text_length, texts)
+    key = _cache_key(kind, plm_name, layer, text_length, texts, arithmetic(device))
     path = os.path.join(cache_dir, f"{kind}-{key}.pt")
     cached = _load_cached(path)
     if cached is not None:

@@ -132,6 +132,7 @@ def test_every_run_is_recorded_in_its_own_process_and_a_failure_does_not_stop_th
         for key in ("best_epoch", "seconds_per_epoch", "test_eval_seconds", "parameters", "peak_rss_mb", "fit_seconds"):
             assert result[key] is not None
         assert result["peak_rss_mb"] > 50 and result["checkpoint_kept"] is False
+        assert record["machine"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()  # its arithmetic
     assert not (folder / "runs" / "checkpoints").exists() or not any((folder / "runs" / "checkpoints").iterdir())
     pids = [record["pid"] for record in found.values()]
     assert len(set(pids)) == len(pids) and os.getpid() not in pids  # a fresh process per run
@@ -172,6 +173,7 @@ def test_runs_on_a_gpu_count_gpu_hours_not_cpu_hours_and_name_their_device():
     assert (cpu_hours(on_cpu), gpu_hours(on_cpu), device_of(on_cpu)) == (2.0, 0.0, "cpu")
     assert (cpu_hours(on_gpu), gpu_hours(on_gpu), device_of(on_gpu)) == (0.0, 1.0, "cuda (NVIDIA H200)")
     assert device_of(record("cuda:1")) == "cuda" and gpu_hours({**on_gpu, "status": "failed"}) == 0.0
+    assert device_of(record("cpu", {"cpu": "AMD EPYC", "cpu_capability": "AVX2"})) == "cpu (AVX2)"
 
 
 def test_runs_csv_and_summary_are_computed_from_the_run_records(first_and_second):

@@ -97,3 +97,18 @@ def test_layer_fusion_puts_each_layers_mean_vector_side_by_side(tmp_path):
     assert torch.allclose(fused[:, :384], first, atol=1e-5) and torch.allclose(fused[:, 384:], last, atol=1e-5)
     # its own cache entry: the single layers' vectors are not overwritten or reused for it
     assert len([path for path in tmp_path.iterdir() if path.name.startswith("vectors-")]) == 3
+
+
+def test_frozen_vectors_are_cached_per_arithmetic(tmp_path, monkeypatch):
+    """Vectors computed as an AVX2 machine computes them are not reused by an AVX-512 run, nor the
+    other way round (adrec_recbole/arithmetic.py): pinning the instruction set is a new cache entry."""
+    monkeypatch.delenv("MKL_ENABLE_INSTRUCTIONS", raising=False)
+    texts = ["acrylic paint set", "nitrile gloves box"]
+    native = frozen_item_vectors(None, 1, texts, 8, 2, "cpu", str(tmp_path))
+    monkeypatch.setenv("MKL_ENABLE_INSTRUCTIONS", "AVX2")
+    pinned = frozen_item_vectors(None, 1, texts, 8, 2, "cpu", str(tmp_path))
+    assert len([path for path in tmp_path.iterdir() if path.name.startswith("vectors-")]) == 2
+    assert torch.allclose(native, pinned, atol=1e-5)  # MKL reads the variable at load: same numbers here
+    monkeypatch.delenv("MKL_ENABLE_INSTRUCTIONS")
+    frozen_item_vectors(None, 1, texts, 8, 2, "cpu", str(tmp_path))
+    assert len([path for path in tmp_path.iterdir() if path.name.startswith("vectors-")]) == 2  # reused

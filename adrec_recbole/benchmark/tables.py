@@ -57,10 +57,13 @@ def gpu_hours(record):
 
 
 def device_of(record):
-    """``cpu``, or ``cuda (NVIDIA H200)`` when the record names the GPU."""
+    """``cpu (AVX512)`` (ATen's instruction set, which the numbers depend on: ``adrec_recbole/arithmetic.py``;
+    plain ``cpu`` in records made before it was recorded), or ``cuda (NVIDIA H200)`` when the record
+    names the GPU."""
+    machine = record.get("machine") or {}
     if not on_gpu(record):
-        return "cpu"
-    name = (record.get("machine") or {}).get("gpu")
+        return f"cpu ({machine['cpu_capability']})" if machine.get("cpu_capability") else "cpu"
+    name = machine.get("gpu")
     return f"cuda ({name})" if name else "cuda"
 
 

@@ -56,7 +56,9 @@ def git_commit():
 
 
 def machine():
-    """What the run's speed depends on: CPU model, logical CPUs, system, the GPU if any (no host name)."""
+    """What the run's speed and arithmetic depend on: CPU model, logical CPUs, system, ATen's CPU
+    instruction set and the variables pinning it (:mod:`adrec_recbole.arithmetic`), the GPU if any
+    (no host name)."""
     cpu = platform.processor() or None
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as handle:
@@ -65,7 +67,13 @@ def machine():
         pass
     import torch
 
+    from adrec_recbole.arithmetic import arithmetic
+
     found = {"cpu": cpu, "cpus": os.cpu_count(), "system": f"{platform.system()} {platform.machine()}"}
+    cpu_arithmetic = arithmetic("cpu")
+    found["cpu_capability"] = cpu_arithmetic["cpu_capability"]
+    if cpu_arithmetic["pinned"]:
+        found["pinned"] = cpu_arithmetic["pinned"]
     if torch.cuda.is_available():
         found["gpu"] = torch.cuda.get_device_name(0)
     return found
