@@ -48,6 +48,8 @@ ADREC_KEYS = {
     "item_whitening": boolean(),
     "whitening_shrinkage": number(0, low_open=True),
     "adapter": boolean(),
+    "adapter_experts": integer(1),
+    "adapter_dropout": number(0, 1, high_open=True),
     "hidden_size": integer(1),
     # 2. sequence encoder
     "n_layers": integer(1),

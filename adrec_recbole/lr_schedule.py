@@ -31,7 +31,6 @@ class LearningRateSchedule:
     """Sets the rate of every parameter group of ``optimizer`` before each of its steps."""
 
     def __init__(self, optimizer, learning_rate, warmup_epochs, decay_epochs, min_ratio):
-        self.optimizer = optimizer
         self.learning_rate = learning_rate
         self.warmup_epochs, self.decay_epochs, self.min_ratio = warmup_epochs, decay_epochs, min_ratio
         self.step = 0

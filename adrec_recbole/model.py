@@ -27,6 +27,7 @@ from recbole.utils import InputType
 from torch import nn
 
 from adrec_recbole import compat  # noqa: F401  (RecBole fixes, also for users of RecBole's own Trainer)
+from adrec_recbole.adapter import build_adapter
 from adrec_recbole.adrec_config import check_adrec_config
 from adrec_recbole.distributed import concat_all_gather, gather_batch_candidates
 from adrec_recbole.losses import arc_margin_catalogue_loss, arc_margin_contrastive_loss
@@ -76,19 +77,16 @@ class ADRecTower(nn.Module):
 
     ``plm`` is the truncated PLM in finetune mode and ``None`` in frozen mode, where the
     inputs are precomputed PLM vectors (optionally ``whitening``-ed), or precomputed token
-    states that ``pooling`` pools; ``adapter`` maps them to ``hidden_size``.
+    states that ``pooling`` pools; ``adapter`` (:mod:`adrec_recbole.adapter`, ``None``: none)
+    maps them to ``hidden_size``.
     """
 
-    def __init__(self, plm, pooling, whitening, input_size, hidden_size, use_adapter, layer_norm_eps,
-                 sequence_encoder):
+    def __init__(self, plm, pooling, whitening, adapter, sequence_encoder):
         super().__init__()
         self.plm = plm
         self.pooling = pooling
         self.whitening = whitening if whitening is not None else nn.Identity()
-        self.adapter = (
-            nn.Sequential(nn.Linear(input_size, hidden_size), nn.LayerNorm(hidden_size, eps=layer_norm_eps))
-            if use_adapter else nn.Identity()
-        )
+        self.adapter = adapter if adapter is not None else nn.Identity()
         self.sequence_encoder = sequence_encoder
 
     def encode_items(self, item_inputs):
@@ -160,8 +158,10 @@ class ADRec(SequentialRecommender):
             config["hidden_dropout_prob"], config["hidden_act"], config["layer_norm_eps"],
             self.max_seq_length, config["position_embedding"],
         )
-        self.online = ADRecTower(plm, pooling, whitening, input_size, hidden_size, config["adapter"],
-                                 config["layer_norm_eps"], sequence_encoder)
+        adapter = build_adapter(
+            input_size, hidden_size, config["adapter_experts"], config["adapter_dropout"], config["layer_norm_eps"],
+        ) if config["adapter"] else None
+        self.online = ADRecTower(plm, pooling, whitening, adapter, sequence_encoder)
         # Only what an active term reads is built (and computed each step): the item queue and
         # momentum item keys serve term 1 with queue negatives and term 4; the sequence queue
         # and momentum sequence keys serve terms 2 and 3.

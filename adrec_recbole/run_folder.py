@@ -34,6 +34,7 @@ NOT_PART_OF_IDENTITY = {
 #: ``"lr_decay": "none"`` (its default need not be the neutral value).
 NEUTRAL_SETTINGS = {
     "lr_warmup_epochs": 0, "lr_decay_epochs": 0, "lr_min_ratio": 0.05,  # lr_schedule.py (2026-12-06)
+    "adapter_experts": 1, "adapter_dropout": 0.0,  # ADRec's adapter.py (2026-12-06)
 }
 
 

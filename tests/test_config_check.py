@@ -16,6 +16,8 @@ BAD_SETTINGS = [
     ({"hidden_size": 131}, "hidden_size 131 is not divisible by n_heads=2"),
     ({"adapter": False, "n_heads": 5}, "the PLM's hidden size (adapter off) 384 is not divisible by n_heads=5"),
     ({"queue_size": 0}, "queue_size=0: expected an integer >= 1"),
+    ({"adapter_experts": 0}, "adapter_experts=0: expected an integer >= 1"),
+    ({"adapter_dropout": 1}, "adapter_dropout=1: expected a number in [0, 1)"),
     ({"learning_rate": -0.001}, "learning_rate=-0.001: expected a number in (0, inf)"),
     ({"train_batch_size": 0}, "train_batch_size=0: expected an integer >= 1"),
     ({"epochs": 1.5}, "epochs=1.5: expected an integer >= 0"),
