@@ -13,11 +13,11 @@ README command 1 with ``--epochs=1`` (README, "Reproducing the numbers"):
 
 So the frozen item vectors are cached per :func:`arithmetic` (a cache shared by machines of
 different instruction sets, or kept across a library upgrade, is never mixed into a run), and
-every benchmark record names it.
+every benchmark record names it, and the benchmark pins AVX2 unless told otherwise
+(``--arithmetic``). Import-light (torch is imported when :func:`arithmetic` is called): the
+benchmark's parent process reads :data:`AVX2_ENVIRONMENT` without loading torch.
 """
 import os
-
-import torch
 
 #: set before Python starts (the libraries read them when loaded), these make a CPU with AVX-512
 #: compute as one with AVX2 only, i.e. like most x86 machines of the last ten years
@@ -29,6 +29,7 @@ def arithmetic(device):
     or the GPU's name, "cpu_capability": ATen's instruction set (CPU only, e.g. "AVX512"),
     "pinned": the :data:`AVX2_ENVIRONMENT` variables that are set, "torch": version,
     "transformers": version}``."""
+    import torch
     import transformers
 
     device = torch.device(device)

@@ -21,6 +21,7 @@ import torch
 
 from conftest import ROOT, write_canonical_dataset
 
+from adrec_recbole.arithmetic import AVX2_ENVIRONMENT
 from adrec_recbole.benchmark import anchors, carry, records as records_module, report
 from adrec_recbole.benchmark.compare import BenchmarkError, PlannedRun, Settings, parse_seeds, parse_variants, plan
 from adrec_recbole.benchmark.equivalence import EQUIVALENCE_FILE
@@ -132,7 +133,9 @@ def test_every_run_is_recorded_in_its_own_process_and_a_failure_does_not_stop_th
         for key in ("best_epoch", "seconds_per_epoch", "test_eval_seconds", "parameters", "peak_rss_mb", "fit_seconds"):
             assert result[key] is not None
         assert result["peak_rss_mb"] > 50 and result["checkpoint_kept"] is False
-        assert record["machine"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()  # its arithmetic
+        assert record["machine"]["pinned"] == AVX2_ENVIRONMENT  # --arithmetic avx2, the default
+        if torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512"):  # an x86 CPU: it computed as AVX2
+            assert record["machine"]["cpu_capability"] == "AVX2"
     assert not (folder / "runs" / "checkpoints").exists() or not any((folder / "runs" / "checkpoints").iterdir())
     pids = [record["pid"] for record in found.values()]
     assert len(set(pids)) == len(pids) and os.getpid() not in pids  # a fresh process per run
@@ -160,6 +163,19 @@ def test_records_are_small_portable_and_committed_while_the_rest_is_ignored(firs
         tracked = parts[2] != "runs" or (len(parts) == 4 and is_record_file(parts[3]))  # README.md, *.csv, records
         assert (path not in ignored) == tracked, path
     assert any(path.endswith(".json") and path not in ignored for path in paths)
+
+
+def test_workers_compute_as_avx2_cpus_unless_told_otherwise_or_set_by_the_user():
+    from adrec_recbole.benchmark.runner import worker_environment
+
+    pinned = worker_environment(Settings(dataset="Bench", threads=3), {"PATH": "/bin"})
+    assert {name: pinned[name] for name in AVX2_ENVIRONMENT} == AVX2_ENVIRONMENT and pinned["OMP_NUM_THREADS"] == "3"
+    native = worker_environment(Settings(dataset="Bench", arithmetic="native"), {"PATH": "/bin"})
+    assert not set(AVX2_ENVIRONMENT) & set(native)
+    chosen = worker_environment(Settings(dataset="Bench"), {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE"})
+    assert chosen["ONEDNN_MAX_CPU_ISA"] == "AVX512_CORE" and chosen["ATEN_CPU_CAPABILITY"] == "avx2"
+    bad = run_cli(["--dataset", "Bench", "--arithmetic", "avx512"], cwd=ROOT)
+    assert bad.returncode == 2 and "invalid choice: 'avx512'" in bad.stderr
 
 
 def test_runs_on_a_gpu_count_gpu_hours_not_cpu_hours_and_name_their_device():

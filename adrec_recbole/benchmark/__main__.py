@@ -32,6 +32,7 @@ from adrec_recbole.benchmark.compare import (
     DEFAULT_MODELS, BenchmarkError, Settings, parse_seeds, parse_variants, run_benchmark, user_yaml,
 )
 from adrec_recbole.benchmark import carry, report
+from adrec_recbole.benchmark.planning import ARITHMETICS
 
 
 def build_parser():
@@ -62,6 +63,10 @@ def build_parser():
     parser.add_argument("--jobs", "-j", type=int, default=1,
                         help="runs at once, each in its own process with --threads threads; on a 2-core machine "
                              "--jobs 2 --threads 1 (default: %(default)s)")
+    parser.add_argument("--arithmetic", choices=ARITHMETICS, default="avx2",
+                        help="avx2: every run computes as an AVX2 CPU would, so that records made on x86 machines "
+                             "with and without AVX-512 agree to the last digit (no slower here); native: the CPU's "
+                             "own instruction set (default: %(default)s; README, 'Reproducibility on CPU')")
     parser.add_argument("--reuse_any_code", action="store_true",
                         help="skip runs with a finished record of the same settings made by ANY code version "
                              "(default: only by the current one, so that code changes redo the affected rows)")
@@ -93,7 +98,7 @@ def settings_from(args, argv):
         dataset=args.dataset, models=models, seeds=parse_seeds(args.seeds), out=args.out,
         data_path=args.data_path, config_files=config_files, epochs=args.epochs, threads=args.threads,
         force=args.force, keep_checkpoints=args.keep_checkpoints, variants=variants, jobs=args.jobs,
-        reuse_any_code=args.reuse_any_code,
+        reuse_any_code=args.reuse_any_code, arithmetic=args.arithmetic,
         command="python -m adrec_recbole.benchmark " + " ".join(shlex.quote(arg) for arg in argv),
     )
 

@@ -20,6 +20,9 @@ from adrec_recbole.benchmark.records import (
 
 DEFAULT_MODELS = ("ADRec", "SASRec", "GRU4Rec", "BERT4Rec", "FDSA", "Pop")
 FIRST_SEED = 2020  # overall.yaml's seed: --seeds 3 means 2020, 2021, 2022
+#: ``--arithmetic``: each run computes as an AVX2 CPU (adrec_recbole/arithmetic.py: records then
+#: reproduce across x86 machines with and without AVX-512), or with the CPU's own instruction set
+ARITHMETICS = ("avx2", "native")
 
 
 class BenchmarkError(Exception):
@@ -88,7 +91,7 @@ class Settings:
     """Everything one benchmark invocation needs (the command line's options).
 
     ``models``: the rows, model names or labels of ``variants``; labels of ``variants`` that
-    ``models`` does not name are appended (:meth:`rows`).
+    ``models`` does not name are appended (:meth:`rows`). ``arithmetic``: one of :data:`ARITHMETICS`.
     """
 
     dataset: str
@@ -105,6 +108,7 @@ class Settings:
     variants: dict = field(default_factory=dict)
     jobs: int = 1
     reuse_any_code: bool = False
+    arithmetic: str = "avx2"
 
     @property
     def folder(self):
@@ -141,6 +145,8 @@ def check_settings(settings):
             raise BenchmarkError(f"config file not found: {path}")
     if settings.threads < 1:
         raise BenchmarkError("--threads must be at least 1")
+    if settings.arithmetic not in ARITHMETICS:
+        raise BenchmarkError(f"--arithmetic {settings.arithmetic!r}: expected one of {', '.join(ARITHMETICS)}")
     if settings.jobs < 1:
         raise BenchmarkError("--jobs must be at least 1")
 

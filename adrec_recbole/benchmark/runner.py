@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from adrec_recbole.arithmetic import AVX2_ENVIRONMENT
 from adrec_recbole.atomic import process_running
 from adrec_recbole.benchmark.planning import BenchmarkError, PlannedRun
 from adrec_recbole.benchmark.records import RECORD_FORMAT, read_json, relative_path, write_json
@@ -74,6 +75,19 @@ class Running:
     start: float
 
 
+def worker_environment(settings, environ):
+    """A worker's environment: ``environ`` with this project first on the path, ``--threads``
+    threads, and with ``--arithmetic avx2`` the :data:`~adrec_recbole.arithmetic.AVX2_ENVIRONMENT`
+    variables (one the user set wins; the record lists what was pinned)."""
+    env = dict(environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [PROJECT_ROOT, env.get("PYTHONPATH")]))
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        env[name] = str(settings.threads)
+    if settings.arithmetic == "avx2":
+        env.update({name: value for name, value in AVX2_ENVIRONMENT.items() if name not in environ})
+    return env
+
+
 def start(settings, planned, data_root):
     """Start one planned run in a fresh worker process (its spec and log next to its record)."""
     stem = planned.stem
@@ -101,10 +115,7 @@ def start(settings, planned, data_root):
     write_json(spec_path, spec)
     if planned.record_path.exists():
         planned.record_path.unlink()  # an earlier failure; a crash now must not leave it standing
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [PROJECT_ROOT, env.get("PYTHONPATH")]))
-    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        env[name] = str(settings.threads)
+    env = worker_environment(settings, os.environ)
     log_handle = open(log_path, "w", encoding="utf-8")
     try:
         process = subprocess.Popen(
