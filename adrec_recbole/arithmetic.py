@@ -4,7 +4,7 @@ On the CPU one seed gives bit-identical results on one machine (at any thread co
 measured), but not across machines: PyTorch's kernels (ATen), MKL and oneDNN choose their code by
 the CPU's instruction set, kernels of different vector widths add in different orders, and the
 last-bit differences grow through training. Measured on one AMD EPYC (Zen 4, AVX-512) machine,
-README command 1 with ``--epochs=1`` (README, "Reproducing the numbers"):
+README command 1 with ``--epochs=1`` (README, "Reproducibility on CPU"):
 
 * as it is (AVX512): test NDCG@10 .0515;
 * with all of :data:`AVX2_ENVIRONMENT` and a fresh vector cache: .0505 / Recall@10 .1005, exactly
