@@ -66,6 +66,23 @@ def test_a_record_of_a_verified_version_is_reused_and_reported_under_the_newer_o
     assert f"Pop `0123456789` as `{current}`" in (tmp_path / "results" / "Eq" / "README.md").read_text()
 
 
+def test_a_side_out_folder_sees_the_projects_pairs_and_keeps_its_own_file_its_own(tmp_path, monkeypatch):
+    from adrec_recbole.benchmark import equivalence
+
+    project, side = tmp_path / "project", tmp_path / "results-side"
+    (project / "results").mkdir(parents=True)
+    side.mkdir()
+    monkeypatch.setattr(equivalence, "PROJECT_ROOT", str(project))
+    verified = {"models": {"ADRec": {"old": "aaaa", "new": "bbbb"}}}
+    (project / "results" / EQUIVALENCE_FILE).write_text(json.dumps([verified]))
+    assert equivalence.load_equivalences(side) == [verified]
+    assert equivalent_versions(equivalence.load_equivalences(side), "ADRec", "bbbb") == {"aaaa", "bbbb"}
+    local = {"models": {"ADRec": {"old": "bbbb", "new": "cccc"}}}
+    (side / EQUIVALENCE_FILE).write_text(json.dumps([local, verified]))
+    assert equivalence.load_equivalences(side) == [local, verified]  # each pair once
+    assert equivalence.recorded_equivalences(tmp_path / "elsewhere") == []  # what a new pair is appended to
+
+
 def test_compare_runs_names_a_changed_metric_and_a_changed_tensor(tmp_path):
     def saved(name, weight):
         path = tmp_path / f"{name}.pth"

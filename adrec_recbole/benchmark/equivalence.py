@@ -37,10 +37,18 @@ EQUIVALENCE_FILE = "code_equivalence.json"
 SHOW_VERSION = "from adrec_recbole.benchmark.records import code_version; import sys; print(code_version(sys.argv[1]))"
 
 
-def load_equivalences(out_root):
-    """The verified pairs recorded under ``out_root``, oldest first (``[]`` if none)."""
+def recorded_equivalences(out_root):
+    """The verified pairs written in ``out_root``'s own file, oldest first (``[]`` if none)."""
     entries = read_json(Path(out_root) / EQUIVALENCE_FILE)
     return entries if isinstance(entries, list) else []
+
+
+def load_equivalences(out_root):
+    """The verified pairs of ``out_root``, then those of the project's ``results/`` not among them.
+    A pair is a fact about two code versions, not about a folder: a benchmark writing to a side
+    ``--out`` (another run holds ``results/{dataset}``'s lock) reuses what the project verified."""
+    own = recorded_equivalences(out_root)
+    return own + [entry for entry in recorded_equivalences(Path(PROJECT_ROOT) / "results") if entry not in own]
 
 
 def _pairs(entries, model):
@@ -218,7 +226,7 @@ def main(argv=None):
         print("not equivalent: nothing recorded; the benchmark reruns these models with the new code")
         return 1
     target = Path(args.out) / EQUIVALENCE_FILE
-    write_json(target, load_equivalences(args.out) + [entry])
+    write_json(target, recorded_equivalences(args.out) + [entry])
     print(f"equivalent: recorded in {target}")
     return 0
 
