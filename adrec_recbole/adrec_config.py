@@ -86,6 +86,11 @@ def check_adrec_config(config):
     if isinstance(config["plm_layer"], list) and (config["train_mode"] != "frozen" or config["item_pooling"] != "mean"):
         raise ConfigError("a list of plm_layer (layer fusion) needs train_mode='frozen' and item_pooling='mean' "
                           "(the pooled vectors of the layers are computed once)")
+    if config["adapter_experts"] > 1 and not config["adapter"]:
+        raise ConfigError(f"adapter_experts={config['adapter_experts']} needs adapter: true (the experts are the adapter)")
+    if config["adapter_dropout"] and config["adapter_experts"] == 1:
+        raise ConfigError(f"adapter_dropout={config['adapter_dropout']} acts on the mixture-of-experts adapter only: "
+                          "set adapter_experts > 1, or adapter_dropout: 0")
     plm_path = config["plm_path"]
     if plm_path.startswith(("/", "./", "../", "~")) and not os.path.isdir(os.path.expanduser(plm_path)):
         raise ConfigError(f"plm_path={plm_path!r}: no such folder (give a folder holding a transformers model, "

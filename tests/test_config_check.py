@@ -18,6 +18,8 @@ BAD_SETTINGS = [
     ({"queue_size": 0}, "queue_size=0: expected an integer >= 1"),
     ({"adapter_experts": 0}, "adapter_experts=0: expected an integer >= 1"),
     ({"adapter_dropout": 1}, "adapter_dropout=1: expected a number in [0, 1)"),
+    ({"adapter_dropout": 0.2}, "adapter_dropout=0.2 acts on the mixture-of-experts adapter only"),
+    ({"adapter_experts": 8, "adapter": False}, "adapter_experts=8 needs adapter: true"),
     ({"learning_rate": -0.001}, "learning_rate=-0.001: expected a number in (0, inf)"),
     ({"train_batch_size": 0}, "train_batch_size=0: expected an integer >= 1"),
     ({"epochs": 1.5}, "epochs=1.5: expected an integer >= 0"),
