@@ -84,10 +84,12 @@ def check_adrec_config(config):
         raise ConfigError("item_whitening needs train_mode='frozen' and item_pooling='mean' "
                           "(it is fitted once on fixed item vectors)")
     if isinstance(config["plm_layer"], list) and (config["train_mode"] != "frozen" or config["item_pooling"] != "mean"):
-        raise ConfigError("a list of plm_layer (layer fusion) needs train_mode='frozen' and item_pooling='mean' "
-                          "(the pooled vectors of the layers are computed once)")
+        raise ConfigError(f"plm_layer={config['plm_layer']} (layer fusion) needs train_mode='frozen' and "
+                          "item_pooling='mean' (the pooled vectors of the layers are computed once): "
+                          "give one layer, e.g. plm_layer: 1")
     if config["adapter_experts"] > 1 and not config["adapter"]:
-        raise ConfigError(f"adapter_experts={config['adapter_experts']} needs adapter: true (the experts are the adapter)")
+        raise ConfigError(f"adapter_experts={config['adapter_experts']} needs adapter: true (the experts are the adapter): "
+                          "with adapter: false set adapter_experts: 1 and adapter_dropout: 0 (as properties/ADRec-paper.yaml does)")
     if config["adapter_dropout"] and config["adapter_experts"] == 1:
         raise ConfigError(f"adapter_dropout={config['adapter_dropout']} acts on the mixture-of-experts adapter only: "
                           "set adapter_experts > 1, or adapter_dropout: 0")

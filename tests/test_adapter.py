@@ -44,10 +44,13 @@ def test_the_gate_is_noisy_in_training_only_and_starts_even():
     assert torch.allclose(fresh.gates(x), torch.full((2, 4), 0.25))
 
 
-def test_adrec_trains_the_experts_and_the_gate_and_keeps_the_default_adapter(quick_settings):
-    _, default, _, _, _ = build(quick_settings)
-    assert isinstance(default.online.adapter[0], torch.nn.Linear)  # checkpoints keep their keys
-    _, model, train_data, _, _ = build(quick_settings, adapter_experts=3, adapter_dropout=0.2)
+def test_adrec_trains_the_experts_and_the_gate_and_one_expert_is_the_linear_adapter(quick_settings):
+    _, default, _, _, _ = build(quick_settings)  # the defaults: 8 experts on the two fused layers
+    assert isinstance(default.online.adapter[0], MixtureOfExpertsAdapter)
+    assert default.online.adapter[0].weight.shape == (8, 2 * 384, 32)
+    _, linear, _, _, _ = build(quick_settings, adapter_experts=1, adapter_dropout=0.0, plm_layer=-1)
+    assert isinstance(linear.online.adapter[0], torch.nn.Linear)  # its checkpoints keep their keys
+    _, model, train_data, _, _ = build(quick_settings, plm_layer=-1, adapter_experts=3, adapter_dropout=0.2)
     mixture = model.online.adapter[0]
     assert isinstance(mixture, MixtureOfExpertsAdapter) and mixture.weight.shape == (3, 384, 32)
     sum(model.calculate_loss(first_batch(train_data))).backward()

@@ -38,12 +38,13 @@ def test_frozen_whitening_is_fitted_on_the_real_items_and_new_texts_pass_through
 
 
 def test_layer_fusion_feeds_the_adapter_both_layers_and_new_texts_get_the_same_vectors(quick_settings):
-    _, model, train_data, _, _ = build(quick_settings, plm_layer=[1, -1])
-    assert model.plm_item_vectors.shape[1] == 2 * 384 and model.online.adapter[0].in_features == 2 * 384
+    _, model, train_data, _, _ = build(quick_settings)  # the defaults fuse layers 1 and 6 (-1)
+    experts = model.online.adapter[0].weight  # (experts, 2 x 384, hidden)
+    assert model.plm_item_vectors.shape[1] == 2 * 384 and experts.shape[1] == 2 * 384
     loss = sum(model.calculate_loss(first_batch(train_data)))
     loss.backward()
-    assert model.online.adapter[0].weight.grad[:, :384].abs().sum() > 0   # layer 1's half is read
-    assert model.online.adapter[0].weight.grad[:, 384:].abs().sum() > 0   # and the last layer's
+    assert experts.grad[:, :384].abs().sum() > 0   # layer 1's half is read
+    assert experts.grad[:, 384:].abs().sum() > 0   # and the last layer's
     model.eval()
     texts = train_data.dataset.item_texts
     assert torch.allclose(model.encode_item_texts([texts[3]]), model.item_vectors()[[3]], atol=1e-4)

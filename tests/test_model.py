@@ -77,14 +77,16 @@ def test_each_negative_source_trains(quick_settings, negatives):
     _, model, train_data, _, _ = build(quick_settings, seq_item_negatives=negatives)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     batch = first_batch(train_data)
-    first = None
-    for _ in range(15):
+    losses = []
+    for _ in range(30):
         optimizer.zero_grad()
         loss = model.calculate_loss(batch)[0]
         loss.backward()
         optimizer.step()
-        first = first if first is not None else loss.item()
-    assert loss.item() < first
+        losses.append(loss.item())
+    # from step 2 on the queue (50) holds the first two batches' keys: the first loss has fewer
+    # negatives; the default adapter's noisy gate and dropout make single steps noisy
+    assert sum(losses[-5:]) < sum(losses[1:6])
 
 
 def test_item_vectors_are_encoded_once_per_evaluation_pass(quick_settings):
