@@ -21,8 +21,8 @@ def test_zero_queries_give_the_masked_mean_and_a_query_weights_tokens_by_softmax
 
 
 def test_frozen_attention_pooling_starts_at_the_mean_vectors_and_learns_its_queries(quick_settings):
-    _, mean_model, _, _, _ = build(quick_settings)
-    _, model, train_data, _, _ = build(quick_settings, item_pooling="attention", pooling_heads=2)
+    _, mean_model, _, _, _ = build(quick_settings, plm_layer=-1)  # attention pooling reads one layer
+    _, model, train_data, _, _ = build(quick_settings, plm_layer=-1, item_pooling="attention", pooling_heads=2)
     assert not hasattr(model, "plm_item_vectors") and model.plm_token_states.dtype == torch.float16
     ids = torch.arange(model.n_items)
     pooled = model.online.pooling(*model._item_inputs(ids))
@@ -44,7 +44,7 @@ def test_frozen_attention_pooling_starts_at_the_mean_vectors_and_learns_its_quer
 
 
 def test_a_new_items_text_is_pooled_as_the_catalogue_is(quick_settings):
-    _, model, train_data, _, _ = build(quick_settings, item_pooling="attention", pooling_heads=2)
+    _, model, train_data, _, _ = build(quick_settings, plm_layer=-1, item_pooling="attention", pooling_heads=2)
     with torch.no_grad():
         model.online.pooling.queries.normal_()
     model.eval()

@@ -25,6 +25,9 @@ def first_batch(train_data):
 
 
 PAPER_TERMS = {"loss_weights": [0.3, 0.3, 0.2, 0.2], "seq_item_negatives": "queue"}
+#: a training forward without randomness, to recompute by hand: no dropout, and one Linear adapter
+#: in place of the default mixture of experts (its gate adds noise in training mode)
+DETERMINISTIC = {"hidden_dropout_prob": 0.0, "adapter_experts": 1, "adapter_dropout": 0.0}
 
 
 def test_dataset_reads_item_texts_in_internal_id_order(quick_settings):

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 import adrec_recbole.model as model_module
 from adrec_recbole.momentum import momentum_update
 from adrec_recbole.quick_start import run
-from test_model import PAPER_TERMS, build, first_batch
+from test_model import DETERMINISTIC, PAPER_TERMS, build, first_batch
 
 
 def online_and_momentum_vectors(model, batch, momentum_tower):
@@ -44,7 +44,7 @@ def recorder(monkeypatch, name):
 @pytest.fixture
 def paper_step(quick_settings, monkeypatch):
     """One step with the paper's four terms; what the method says each term should see."""
-    _, model, train_data, _, _ = build(quick_settings, hidden_dropout_prob=0.0, momentum=0.9, **PAPER_TERMS)
+    _, model, train_data, _, _ = build(quick_settings, **DETERMINISTIC, momentum=0.9, **PAPER_TERMS)
     torch.manual_seed(0)
     with torch.no_grad():  # make the online and momentum copies differ
         for parameter in model.online.parameters():
@@ -105,7 +105,7 @@ def test_queues_after_a_step_hold_this_batch_momentum_keys(paper_step):
 
 
 def test_default_term1_against_the_catalogue_builds_no_momentum_copy_and_no_queue(quick_settings, monkeypatch):
-    _, model, train_data, _, _ = build(quick_settings, hidden_dropout_prob=0.0)  # defaults: 1/0/0/0, catalogue
+    _, model, train_data, _, _ = build(quick_settings, **DETERMINISTIC)  # the defaults' loss: 1/0/0/0, catalogue
     assert model.momentum_tower is None and model.item_queue is None and model.sequence_queue is None
     assert not [name for name in model.state_dict() if name.startswith(("momentum_tower", "item_queue", "sequence_queue"))]
     batch = first_batch(train_data)
@@ -123,7 +123,7 @@ def test_default_term1_against_the_catalogue_builds_no_momentum_copy_and_no_queu
 
 
 def test_batch_negatives_are_the_distinct_items_of_the_batch(quick_settings, monkeypatch):
-    _, model, train_data, _, _ = build(quick_settings, seq_item_negatives="batch")
+    _, model, train_data, _, _ = build(quick_settings, **DETERMINISTIC, seq_item_negatives="batch")
     batch = first_batch(train_data)
     calls = recorder(monkeypatch, "arc_margin_catalogue_loss")
     model.calculate_loss(batch)
@@ -163,7 +163,7 @@ def test_key_dropout_decides_whether_momentum_keys_see_dropout(quick_settings, k
 
 @pytest.mark.parametrize("negatives", ["catalogue", "batch", "queue"])
 def test_a_training_step_under_cpu_autocast(quick_settings, negatives):
-    settings = dict(quick_settings, hidden_dropout_prob=0.0, loss_weights=[0.3, 0.3, 0.2, 0.2],
+    settings = dict(quick_settings, **DETERMINISTIC, loss_weights=[0.3, 0.3, 0.2, 0.2],
                     seq_item_negatives=negatives)
     _, full_precision, train_data, _, _ = build(settings)
     _, mixed, _, _, _ = build(settings)
