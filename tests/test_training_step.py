@@ -161,21 +161,24 @@ def test_key_dropout_decides_whether_momentum_keys_see_dropout(quick_settings, k
     assert torch.equal(keys[0], keys[1]) != key_dropout
 
 
+@pytest.mark.parametrize("adapter", ["linear", "experts"])
 @pytest.mark.parametrize("negatives", ["catalogue", "batch", "queue"])
-def test_a_training_step_under_cpu_autocast(quick_settings, negatives):
-    settings = dict(quick_settings, **DETERMINISTIC, loss_weights=[0.3, 0.3, 0.2, 0.2],
-                    seq_item_negatives=negatives)
+def test_a_training_step_under_cpu_autocast(quick_settings, negatives, adapter):
+    no_randomness = DETERMINISTIC if adapter == "linear" else {"hidden_dropout_prob": 0.0}
+    settings = dict(quick_settings, **no_randomness, loss_weights=[0.3, 0.3, 0.2, 0.2], seq_item_negatives=negatives)
     _, full_precision, train_data, _, _ = build(settings)
     _, mixed, _, _, _ = build(settings)
     batch = first_batch(train_data)
     reference = [loss.item() for loss in full_precision.calculate_loss(batch)]
     with torch.autocast("cpu", dtype=torch.bfloat16):
         losses = mixed.calculate_loss(batch)
-    assert all(loss.dtype == torch.float32 for loss in losses)
-    assert [loss.item() for loss in losses] == pytest.approx(reference, rel=0.05)
+    assert all(loss.dtype == torch.float32 and torch.isfinite(loss) for loss in losses)
+    if adapter == "linear":  # the default experts' gate noise is drawn in bfloat16 there: other draws
+        assert [loss.item() for loss in losses] == pytest.approx(reference, rel=0.05)
     sum(losses).backward()
     grads = [p.grad for p in mixed.parameters() if p.grad is not None]
     assert grads and all(torch.isfinite(grad).all() for grad in grads)
+    assert mixed.online.adapter[0].weight.grad.abs().sum() > 0
 
 
 def test_recbole_trainer_with_enable_amp_trains_on_cpu(quick_settings):
