@@ -164,8 +164,8 @@ def test_key_dropout_decides_whether_momentum_keys_see_dropout(quick_settings, k
 @pytest.mark.parametrize("adapter", ["linear", "experts"])
 @pytest.mark.parametrize("negatives", ["catalogue", "batch", "queue"])
 def test_a_training_step_under_cpu_autocast(quick_settings, negatives, adapter):
-    no_randomness = DETERMINISTIC if adapter == "linear" else {"hidden_dropout_prob": 0.0}
-    settings = dict(quick_settings, **no_randomness, loss_weights=[0.3, 0.3, 0.2, 0.2], seq_item_negatives=negatives)
+    adapter_settings = DETERMINISTIC if adapter == "linear" else {"hidden_dropout_prob": 0.0}  # experts: noisy gate
+    settings = dict(quick_settings, **adapter_settings, loss_weights=[0.3, 0.3, 0.2, 0.2], seq_item_negatives=negatives)
     _, full_precision, train_data, _, _ = build(settings)
     _, mixed, _, _, _ = build(settings)
     batch = first_batch(train_data)
