@@ -233,6 +233,9 @@ def test_a_variant_is_its_own_row_with_its_own_files_and_label(first_and_second)
     row = next(line for line in text.splitlines() if line.startswith("| ADRec-small |"))
     values = [found[("ADRec-small", seed)]["result"]["test_result"]["ndcg@10"] for seed in (2020, 2021)]
     assert f"{statistics.fmean(values):.4f} ± {statistics.stdev(values):.4f}" in row
+    key_line = next(line for line in text.splitlines() if line.startswith(f"- `{variant['settings_key']}`"))
+    assert f"model yaml `properties/model/ADRec.yaml` of code `{variant['code_version']}`" in key_line
+    assert "variant.yaml" in key_line  # what sets the variant apart from the plain row is named
 
 
 def test_paired_difference_against_sasrec_matches_a_hand_computation(first_and_second):

@@ -141,7 +141,8 @@ def markdown(dataset, rows, entries, summary, earlier, anchor_rows, chart_name):
         "- A line = one row label (a model, or a variant: a model plus extra yaml), one code version, one "
         "settings key. `code`: the git commit of the code that row depends on (`adrec_recbole/benchmark/records.py`; "
         "`+dirty`: uncommitted changes); lines of different code versions or settings are never averaged "
-        "together. Settings keys are described below the table.",
+        "together. Settings keys are described below the table: a key covers the contents of the yaml it "
+        "names (`git show <code>:adrec_recbole/properties/model/<Model>.yaml` gives the model yaml a line ran).",
         "- Mean ± sample standard deviation over the finished seeds (a single run shows no ±). "
         "Best epoch counts from 0 (RecBole's numbering); s/epoch = fit time / epochs run (training plus "
         "that epoch's validation); test eval s = one full-ranking pass over the test split; peak RSS = the "
@@ -178,8 +179,11 @@ def markdown(dataset, rows, entries, summary, earlier, anchor_rows, chart_name):
     for key, line in described.items():
         epochs = f"`--epochs {line['epochs']}` (quick look)" if line["epochs"] is not None else "epochs from the config"
         files = " ".join(f"`{path}`" for path in (line["config_files"] + " " + line["variant_files"]).split()) or "none"
-        lines.append(f"- `{key}`: {line['label']} ({line['model']}); {epochs}; extra yaml: {files}; "
-                     f"protocol `{line['protocol']}`")
+        code = line["code_version"].removesuffix("+dirty")
+        model_yaml = f"`properties/model/{line['model']}.yaml`"
+        model_yaml += f" of code `{code}`" if code != "nogit" else ""
+        lines.append(f"- `{key}`: {line['label']} ({line['model']}); {epochs}; model yaml {model_yaml}; "
+                     f"extra yaml: {files}; protocol `{line['protocol']}`")
     lines += ["", f"![metrics and cost]({chart_name})", "",
               "Per run: `runs.csv`; per line: `summary.csv`; paired differences: `paired.csv`; cost: `cost.csv`; "
               "run records: `runs/*.json` (committed: each holds its settings, code version, machine and results)."]
