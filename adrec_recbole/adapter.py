@@ -26,12 +26,15 @@ class MixtureOfExpertsAdapter(nn.Module):
         self.gate_noise = nn.Parameter(torch.zeros(input_size, experts))                  # W_n
 
     def gates(self, vectors):
-        """[n, d_in] -> [n, experts], rows summing to 1."""
-        logits = vectors @ self.gate
+        """[n, d_in] -> [n, experts], rows summing to 1, in ``vectors``' dtype. The gate is computed
+        in at least float32, also under autocast, so that an AMP step draws the same noise as a
+        float32 step of the same seed."""
+        dtype = torch.promote_types(vectors.dtype, torch.float32)
+        logits = (vectors @ self.gate).to(dtype)
         if self.training:
-            noise_scale = F.softplus(vectors @ self.gate_noise) + 1e-2
-            logits = logits + torch.randn_like(logits) * noise_scale
-        return logits.softmax(dim=-1)
+            noise_scale = F.softplus(vectors @ self.gate_noise).to(dtype) + 1e-2
+            logits = logits + torch.randn(logits.shape, dtype=dtype, device=logits.device) * noise_scale
+        return logits.softmax(dim=-1).to(vectors.dtype)
 
     def forward(self, vectors):
         gates = self.gates(vectors)                                              # [n, k]
