@@ -179,7 +179,7 @@ def markdown(dataset, rows, entries, summary, earlier, anchor_rows, chart_name):
     for key, line in described.items():
         epochs = f"`--epochs {line['epochs']}` (quick look)" if line["epochs"] is not None else "epochs from the config"
         files = " ".join(f"`{path}`" for path in (line["config_files"] + " " + line["variant_files"]).split()) or "none"
-        code = line["code_version"].removesuffix("+dirty")
+        code = line["code_version"].split("+")[0]  # a "+dirty-<hash>" version names its base commit
         model_yaml = f"`properties/model/{line['model']}.yaml`"
         model_yaml += f" of code `{code}`" if code != "nogit" else ""
         lines.append(f"- `{key}`: {line['label']} ({line['model']}); {epochs}; model yaml {model_yaml}; "
