@@ -21,7 +21,9 @@ invocation; its failed record is removed once a run of the same settings finishe
 PROCESSES. Each remaining run starts as ``python -m adrec_recbole.benchmark.worker SPEC.json``, a
 fresh process (the peak RSS is that run's, and a crash is recorded as that run's failure while
 the others go on), with ``--threads`` torch/OpenMP threads; ``--jobs N`` keeps N of them running
-at once. Every run lives in its own folder under ``runs/checkpoints/`` and is started with
+at once; while they train, the benchmark prints each one's newest validated epoch, its time and
+validation score, at most once a minute (:mod:`adrec_recbole.benchmark.progress`, read from the
+run's log). Every run lives in its own folder under ``runs/checkpoints/`` and is started with
 ``resume: True``, so an interrupted run (Ctrl-C stops every worker; a kill or a crash) continues
 from its last finished epoch when the same command runs again. Records are written atomically,
 one per run, by the run's worker; a lock file (``runs/benchmark.lock``) stops a second benchmark
@@ -41,11 +43,13 @@ file holding each item's UniSRec text (HTML entities decoded, whitespace collaps
 title. A folder already in the canonical layout is used as it is.
 
 MODULES. This one holds the loop (:func:`run_benchmark`: check the settings, plan, skip or start
-each run, collect the ended ones, rewrite the report) and what it logs. The rest is in
+each run, say how the running ones progress, collect the ended ones, rewrite the report) and what
+it logs. The rest is in
 :mod:`adrec_recbole.benchmark.planning` (settings, data root, planned runs),
 :mod:`adrec_recbole.benchmark.reuse` (finished records and interrupted checkpoints a run takes
 over), :mod:`adrec_recbole.benchmark.runner` (worker processes, the folder's lock),
 :mod:`adrec_recbole.benchmark.worker` (one run in its process),
+:mod:`adrec_recbole.benchmark.progress` (a running run's epochs, from its log),
 :mod:`adrec_recbole.benchmark.records` (a run's identity and record), and
 :mod:`adrec_recbole.benchmark.report` with :mod:`adrec_recbole.benchmark.tables` (the report).
 """
@@ -57,6 +61,7 @@ from adrec_recbole.benchmark.planning import (
     DEFAULT_MODELS, BenchmarkError, PlannedRun, Settings, check_settings, ensure_data, parse_seeds, parse_variants,
     plan, resolve_data_root, user_yaml,
 )
+from adrec_recbole.benchmark.progress import RunProgress
 from adrec_recbole.benchmark.records import code_version, read_json
 from adrec_recbole.benchmark.reuse import adopt_equivalent_checkpoints, finished
 from adrec_recbole.benchmark.runner import RunsLock, finish, start, stop
@@ -124,7 +129,7 @@ def _run_benchmark(settings, log):
     log(f"benchmark {settings.dataset}: {len(settings.rows())} rows x {len(settings.seeds)} seeds = "
         f"{total} runs, {settings.jobs} at a time with {settings.threads} thread(s) each -> {settings.folder}")
     _announce_code(runs, log)
-    queue, active = list(runs), []
+    queue, active, progress = list(runs), [], {}
 
     def prefix(planned):
         return f"[{planned.index}/{total} | {_clock(time.time() - begin)}] {planned.label} seed {planned.seed}"
@@ -153,7 +158,9 @@ def _run_benchmark(settings, log):
             if adopted:
                 log(f"{prefix(planned)}: continues the interrupted run of code {adopted} (verified equivalent)")
             log(f"{prefix(planned)}: running (log: {settings.runs_dir / (planned.stem + '.log')})")
-            active.append(start(settings, planned, data_root))
+            running = start(settings, planned, data_root)
+            active.append(running)
+            progress[running.log_path] = RunProgress(running.log_path)
             return True
         return False
 
@@ -164,11 +171,15 @@ def _run_benchmark(settings, log):
             if not active:
                 break
             ended = [running for running in active if running.process.poll() is not None]
+            for running in active:  # the ended ones too: their last epoch comes before their result
+                if line := progress[running.log_path].line():
+                    log(f"{prefix(running.planned)}: {line}")
             if not ended:
                 time.sleep(POLL_SECONDS)
                 continue
             for running in ended:
                 active.remove(running)
+                del progress[running.log_path]
                 record = finish(settings, running)
                 took = _clock(time.time() - running.start)
                 if record.get("status") == "ok":
