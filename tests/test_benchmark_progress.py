@@ -10,6 +10,8 @@ from adrec_recbole.benchmark.progress import PROGRESS_SECONDS, RunProgress
 
 # as RecBole 1.2.1 writes them (a BERT4Rec run of the benchmark)
 HEADER = "06 Dec 17:44    INFO  ['/work/main/adrec_recbole/benchmark/worker.py']\n"
+CONFIG = "\nTraining Hyper Parameters:\nepochs = {epochs}\neval_step = 1\nstopping_step = 10\n" \
+         "\nEvaluation Hyper Parameters:\nvalid_metric = NDCG@10\nvalid_metric_bigger = True\n\n"
 RESUMING = "06 Dec 17:44    INFO  resuming /work/runs/checkpoints/B/B-seed2022-daff6a0f at epoch 13\n"
 
 
@@ -30,38 +32,53 @@ def append(path, text):
 
 def test_a_line_per_new_epoch_at_most_once_a_minute_with_recboles_best(tmp_path):
     log = tmp_path / "run.log"
-    log.write_text(HEADER)
+    log.write_text(HEADER + CONFIG.format(epochs=300))
     watch = RunProgress(log)
     assert watch.line(now=0) is None  # nothing validated yet
     append(log, epoch_lines(0, 140.4, 4.38, 0.0078, best=True))
-    assert watch.line(now=1) == "epoch 0 done in 145 s, valid score 0.0078 (the best so far)"
+    assert watch.line(now=1) == "epoch 0 done in 145 s, valid NDCG@10 0.0078 (the best so far)"
     assert watch.line(now=500) is None  # nothing new
     append(log, epoch_lines(1, 150.0, 3.0, 0.0120, best=True))
     assert watch.line(now=1 + PROGRESS_SECONDS - 1) is None  # too soon after the last line
     append(log, epoch_lines(2, 150.0, 3.0, 0.0101, best=False))
-    # two epochs later: the newest one, and the best is epoch 1's, not the higher-numbered one's
-    assert watch.line(now=1 + PROGRESS_SECONDS) == "epoch 2 done in 153 s, valid score 0.0101; best 0.0120 at epoch 1"
+    # two epochs later: the newest one, and the best is epoch 1's, not the higher-numbered one's;
+    # 10 more validations without a better one are allowed (epochs 2-11), the 11th (epoch 12) stops it
+    assert watch.line(now=1 + PROGRESS_SECONDS) == ("epoch 2 done in 153 s, valid NDCG@10 0.0101; best 0.0120 at "
+                                                    "epoch 1, so it ends after epoch 12 unless that is beaten")
+
+
+def test_the_end_of_a_run_is_its_last_epoch_when_that_comes_before_early_stopping(tmp_path):
+    log = tmp_path / "run.log"
+    log.write_text(HEADER + CONFIG.format(epochs=5) + epoch_lines(0, 1.0, 1.0, 0.05, best=True)
+                   + epoch_lines(1, 1.0, 1.0, 0.04, best=False))
+    assert RunProgress(log).line(now=0).endswith("best 0.0500 at epoch 0, so it ends after epoch 4 unless that is beaten")
+
+
+def test_a_log_without_recboles_config_says_what_it_can(tmp_path):
+    log = tmp_path / "run.log"
+    log.write_text(HEADER + epoch_lines(0, 1.0, 1.0, 0.05, best=True) + epoch_lines(1, 1.0, 1.0, 0.04, best=False))
+    assert RunProgress(log).line(now=0) == "epoch 1 done in 2 s, valid score 0.0400; best 0.0500 at epoch 0"
 
 
 def test_a_line_being_written_is_read_when_it_is_whole(tmp_path):
     log = tmp_path / "run.log"
     whole = epoch_lines(7, 100.0, 2.0, 0.0300, best=True)
     cut = whole.index("valid_score:") + len("valid_score: 0.03")
-    log.write_text(HEADER + whole[:cut])  # the worker is in the middle of the evaluating line
+    log.write_text(HEADER + CONFIG.format(epochs=300) + whole[:cut])  # the worker is in the middle of the evaluating line
     watch = RunProgress(log)
     assert watch.line(now=0) is None
     append(log, whole[cut:])
-    assert watch.line(now=0) == "epoch 7 done in 102 s, valid score 0.0300 (the best so far)"
+    assert watch.line(now=0) == "epoch 7 done in 102 s, valid NDCG@10 0.0300 (the best so far)"
 
 
 def test_a_resumed_run_knows_its_earlier_best_only_once_beaten(tmp_path):
     log = tmp_path / "run.log"
-    log.write_text(HEADER + RESUMING + epoch_lines(13, 288.19, 19.87, 0.0381, best=False))
+    log.write_text(HEADER + CONFIG.format(epochs=300) + RESUMING + epoch_lines(13, 288.19, 19.87, 0.0381, best=False))
     watch = RunProgress(log)
-    assert watch.line(now=0) == ("epoch 13 done in 308 s, valid score 0.0381; "
+    assert watch.line(now=0) == ("epoch 13 done in 308 s, valid NDCG@10 0.0381; "
                                  "the best is from before epoch 13, where it resumed")
     append(log, epoch_lines(14, 290.0, 20.0, 0.0510, best=True))
-    assert watch.line(now=PROGRESS_SECONDS) == "epoch 14 done in 310 s, valid score 0.0510 (the best so far)"
+    assert watch.line(now=PROGRESS_SECONDS) == "epoch 14 done in 310 s, valid NDCG@10 0.0510 (the best so far)"
 
 
 def test_a_missing_log_says_nothing(tmp_path):
@@ -85,11 +102,11 @@ def test_the_benchmark_prints_each_runs_epochs_before_its_result(tmp_path, monke
     said = [line for line in lines if " done in " in line and "SASRec seed 2020" in line]
     ok = next(index for index, line in enumerate(lines) if ": ok in " in line)
     assert said and lines.index(said[-1]) < ok
-    last = re.search(r"epoch (\d+) done in \d+ s, valid score (\d\.\d{4})", said[-1])
+    last = re.search(r"epoch (\d+) done in \d+ s, valid NDCG@10 (\d\.\d{4})", said[-1])
     assert last[1] == "1"  # the second of --epochs 2, numbered from 0
     best_epoch = record["result"]["best_epoch"]
     best_score = record["result"]["best_valid_score"]
     if best_epoch == 1:
         assert said[-1].endswith("(the best so far)") and float(last[2]) == best_score
     else:
-        assert said[-1].endswith(f"; best {best_score:.4f} at epoch 0")
+        assert said[-1].endswith(f"; best {best_score:.4f} at epoch 0, so it ends after epoch 1 unless that is beaten")

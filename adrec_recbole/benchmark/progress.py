@@ -4,7 +4,9 @@ A run of the benchmark can train for hours (BERT4Rec on Scientific on one CPU th
 an epoch, 100+ epochs), and the benchmark's own output said nothing between "running" and "ok".
 :class:`RunProgress` follows one worker's log (RecBole's logger writes into it) and turns RecBole's
 epoch lines into one line of progress: the last epoch that was validated, how long it took, its
-validation score and the best one seen. It reads only the text appended since its last look, and
+validation score, the best one seen and the epoch where early stopping will end the run unless
+the best is beaten (from the ``epochs``, ``eval_step`` and ``stopping_step`` of the config RecBole
+writes at the top of the log). It reads only the text appended since its last look, and
 only whole lines (the worker may be writing one). The best is RecBole's own choice (the epoch
 followed by "Saving current best"), so it holds whether the metric is better bigger or smaller; a
 run that resumed knows its earlier best only once it is beaten (the log of a resumed run starts at
@@ -20,6 +22,7 @@ _TRAINING = re.compile(r"epoch (\d+) training \[time: ([\d.]+)s")
 _EVALUATING = re.compile(r"epoch (\d+) evaluating \[time: ([\d.]+)s, valid_score: ([-\d.eE+]+)\]")
 _SAVED_BEST = re.compile(r"Saving current best")
 _RESUMING = re.compile(r"resuming .* at epoch (\d+)")
+_SETTING = re.compile(r"^(epochs|eval_step|stopping_step|valid_metric) = (\S+)\s*$")  # RecBole's config dump
 
 
 class RunProgress:
@@ -32,6 +35,7 @@ class RunProgress:
         self.last = None  # (epoch, seconds trained + validated, valid score) of the last validated epoch
         self.best = None  # (epoch, valid score) of RecBole's best so far
         self.resumed_at = None
+        self.settings = {}  # epochs, eval_step, stopping_step, valid_metric: as the run's config says
         self._said = None  # the epoch of the last line returned
         self._said_at = float("-inf")
 
@@ -58,6 +62,18 @@ class RunProgress:
             self.best = (self.last[0], self.last[2])
         elif match := _RESUMING.search(line):
             self.resumed_at = int(match[1])
+        elif match := _SETTING.match(line):
+            self.settings[match[1]] = match[2]
+
+    def last_epoch_unless_beaten(self):
+        """The epoch after which early stopping ends the run if nothing beats the best (RecBole:
+        ``stopping_step`` validations in a row without an improvement are allowed, the next one
+        stops it), or the last of ``epochs``; ``None`` where the log does not say."""
+        try:
+            epochs, every, patience = (int(self.settings[key]) for key in ("epochs", "eval_step", "stopping_step"))
+        except (KeyError, ValueError):
+            return None
+        return min(self.best[0] + (patience + 1) * every, epochs - 1)
 
     def line(self, now=None):
         """One line on the newest validated epoch, or ``None``: nothing new since the last line, or
@@ -68,11 +84,13 @@ class RunProgress:
             return None
         self._said, self._said_at = self.last[0], now
         epoch, seconds, score = self.last
-        text = f"epoch {epoch} done in {seconds:.0f} s, valid score {score:.4f}"
+        text = f"epoch {epoch} done in {seconds:.0f} s, valid {self.settings.get('valid_metric', 'score')} {score:.4f}"
         if self.best is not None and self.best[0] == epoch:
             return text + " (the best so far)"
         if self.best is not None:
-            return text + f"; best {self.best[1]:.4f} at epoch {self.best[0]}"
+            text += f"; best {self.best[1]:.4f} at epoch {self.best[0]}"
+            last = self.last_epoch_unless_beaten()
+            return text if last is None else text + f", so it ends after epoch {last} unless that is beaten"
         if self.resumed_at is not None:
             return text + f"; the best is from before epoch {self.resumed_at}, where it resumed"
         return text
