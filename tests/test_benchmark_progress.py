@@ -71,14 +71,32 @@ def test_a_line_being_written_is_read_when_it_is_whole(tmp_path):
     assert watch.line(now=0) == "epoch 7 done in 102 s, valid NDCG@10 0.0300 (the best so far)"
 
 
-def test_a_resumed_run_knows_its_earlier_best_only_once_beaten(tmp_path):
+def test_a_resumed_run_reads_its_earlier_best_from_its_run_folders_log(tmp_path):
+    """The worker's log starts at the resume; the run folder's run.log holds every stretch: there
+    epoch 3 was the best, and epoch 12 was validated but its checkpoint lost (killed before the
+    save), so the run resumes at 12 and that first evaluation of 12 does not count."""
+    folder = tmp_path / "checkpoints" / "B" / "B-seed2022-daff6a0f"
+    folder.mkdir(parents=True)
+    history = CONFIG.format(epochs=300) + epoch_lines(0, 1, 1, 0.0300, best=True)
+    history += "".join(epoch_lines(epoch, 1, 1, 0.0496 if epoch == 3 else 0.0400 + epoch / 1e4, best=epoch in (1, 3))
+                       for epoch in range(1, 12))
+    history += epoch_lines(12, 1, 1, 0.0501, best=True) + f"INFO  resuming {folder} at epoch 12\n"
+    (folder / "run.log").write_text(history + epoch_lines(12, 288.19, 19.87, 0.0381, best=False))
+    log = tmp_path / "run.log"
+    log.write_text(HEADER + CONFIG.format(epochs=300) + f"06 Dec 17:44    INFO  resuming {folder} at epoch 12\n"
+                   + epoch_lines(12, 288.19, 19.87, 0.0381, best=False))
+    watch = RunProgress(log)
+    assert watch.line(now=0) == ("epoch 12 done in 308 s, valid NDCG@10 0.0381; best 0.0496 at epoch 3, "
+                                 "so it ends after epoch 14 unless that is beaten")
+    append(log, epoch_lines(13, 290.0, 20.0, 0.0510, best=True))
+    assert watch.line(now=PROGRESS_SECONDS) == "epoch 13 done in 310 s, valid NDCG@10 0.0510 (the best so far)"
+
+
+def test_a_resumed_run_whose_folder_log_is_gone_says_so(tmp_path):
     log = tmp_path / "run.log"
     log.write_text(HEADER + CONFIG.format(epochs=300) + RESUMING + epoch_lines(13, 288.19, 19.87, 0.0381, best=False))
-    watch = RunProgress(log)
-    assert watch.line(now=0) == ("epoch 13 done in 308 s, valid NDCG@10 0.0381; "
-                                 "the best is from before epoch 13, where it resumed")
-    append(log, epoch_lines(14, 290.0, 20.0, 0.0510, best=True))
-    assert watch.line(now=PROGRESS_SECONDS) == "epoch 14 done in 310 s, valid NDCG@10 0.0510 (the best so far)"
+    assert RunProgress(log).line(now=0) == ("epoch 13 done in 308 s, valid NDCG@10 0.0381; "
+                                            "the best is from before epoch 13, where it resumed")
 
 
 def test_a_missing_log_says_nothing(tmp_path):

@@ -8,12 +8,13 @@ validation score, the best one seen and the epoch where early stopping will end 
 the best is beaten (from the ``epochs``, ``eval_step`` and ``stopping_step`` of the config RecBole
 writes at the top of the log). It reads only the text appended since its last look, and
 only whole lines (the worker may be writing one). The best is RecBole's own choice (the epoch
-followed by "Saving current best"), so it holds whether the metric is better bigger or smaller; a
-run that resumed knows its earlier best only once it is beaten (the log of a resumed run starts at
-the resume).
+followed by "Saving current best"), so it holds whether the metric is better bigger or smaller. The
+worker's log of a resumed run starts at the resume; the best of the earlier epochs is read from
+the run folder's own log, which every stretch of the run appends to.
 """
 import re
 import time
+from pathlib import Path
 
 #: at most one progress line per run per this many seconds (a run on a GPU can finish an epoch a second)
 PROGRESS_SECONDS = 60
@@ -21,7 +22,8 @@ PROGRESS_SECONDS = 60
 _TRAINING = re.compile(r"epoch (\d+) training \[time: ([\d.]+)s")
 _EVALUATING = re.compile(r"epoch (\d+) evaluating \[time: ([\d.]+)s, valid_score: ([-\d.eE+]+)\]")
 _SAVED_BEST = re.compile(r"Saving current best")
-_RESUMING = re.compile(r"resuming .* at epoch (\d+)")
+_RESUMING = re.compile(r"resuming (.*) at epoch (\d+)")
+RUN_LOG = "run.log"  # a run folder's own log (quick_start._log_into)
 _SETTING = re.compile(r"^(epochs|eval_step|stopping_step|valid_metric) = (\S+)\s*$")  # RecBole's config dump
 
 
@@ -61,9 +63,26 @@ class RunProgress:
         elif _SAVED_BEST.search(line) and self.last is not None:
             self.best = (self.last[0], self.last[2])
         elif match := _RESUMING.search(line):
-            self.resumed_at = int(match[1])
+            self.resumed_at = int(match[2])
+            self.best = self._best_before(Path(match[1]) / RUN_LOG, self.resumed_at)
         elif match := _SETTING.match(line):
             self.settings[match[1]] = match[2]
+
+    @staticmethod
+    def _best_before(run_log, epoch):
+        """RecBole's best among the epochs before ``epoch`` in the run folder's own log (appended to
+        by every stretch of the run), or ``None`` where it cannot be read."""
+        best = last = None
+        try:
+            with open(run_log, encoding="utf-8", errors="replace") as handle:
+                for line in handle:
+                    if match := _EVALUATING.search(line):
+                        last = (int(match[1]), float(match[3])) if int(match[1]) < epoch else None
+                    elif last is not None and _SAVED_BEST.search(line):
+                        best = last
+        except OSError:
+            return None
+        return best
 
     def last_epoch_unless_beaten(self):
         """The epoch after which early stopping ends the run if nothing beats the best (RecBole:
