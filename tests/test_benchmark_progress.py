@@ -1,5 +1,6 @@
 """The benchmark says how its running runs progress: each run's newest validated epoch, read from
-the lines RecBole writes into the run's log, at most once a minute, and the best as RecBole chose it."""
+the lines RecBole writes into the run's log, at most once a minute, with the best and the end of
+the run by RecBole's early-stopping rule."""
 import re
 
 from conftest import write_canonical_dataset
@@ -45,6 +46,23 @@ def test_a_line_per_new_epoch_at_most_once_a_minute_with_recboles_best(tmp_path)
     # 10 more validations without a better one are allowed (epochs 2-11), the 11th (epoch 12) stops it
     assert watch.line(now=1 + PROGRESS_SECONDS) == ("epoch 2 done in 153 s, valid NDCG@10 0.0101; best 0.0120 at "
                                                     "epoch 1, so it ends after epoch 12 unless that is beaten")
+
+
+def test_the_best_follows_recboles_rule_before_the_checkpoint_is_saved(tmp_path):
+    """RecBole logs "Saving current best" only once the checkpoint is written: a better score
+    without that line yet is the best already; a tie is an improvement; so is a smaller score
+    where the config says smaller is better."""
+    log = tmp_path / "run.log"
+    log.write_text(HEADER + CONFIG.format(epochs=300) + epoch_lines(11, 213.7, 7.2, 0.0363, best=True)
+                   + epoch_lines(12, 275.8, 10.5, 0.0391, best=False))  # 0.0391 is being saved
+    watch = RunProgress(log)
+    assert watch.line(now=0) == "epoch 12 done in 286 s, valid NDCG@10 0.0391 (the best so far)"
+    append(log, epoch_lines(13, 1, 1, 0.0391, best=False))
+    assert watch.line(now=PROGRESS_SECONDS).endswith("valid NDCG@10 0.0391 (the best so far)")
+    smaller = tmp_path / "smaller.log"
+    smaller.write_text(HEADER + CONFIG.format(epochs=300).replace("valid_metric_bigger = True", "valid_metric_bigger = False")
+                       + epoch_lines(0, 1, 1, 0.50, best=True) + epoch_lines(1, 1, 1, 0.60, best=False))
+    assert RunProgress(smaller).line(now=0).endswith("; best 0.5000 at epoch 0, so it ends after epoch 11 unless that is beaten")
 
 
 def test_the_end_of_a_run_is_its_last_epoch_when_that_comes_before_early_stopping(tmp_path):
