@@ -109,8 +109,10 @@ class RunProgress:
         """One line on the newest validated epoch, or ``None``: nothing new since the last line, or
         the last line was less than :data:`PROGRESS_SECONDS` ago."""
         now = time.time() if now is None else now
+        if now - self._said_at < PROGRESS_SECONDS:
+            return None  # the benchmark polls 5 times a second: the log is read only when a line may be due
         self.read()
-        if self.last is None or self.last[0] == self._said or now - self._said_at < PROGRESS_SECONDS:
+        if self.last is None or self.last[0] == self._said:
             return None
         self._said, self._said_at = self.last[0], now
         epoch, seconds, score = self.last
