@@ -214,7 +214,7 @@ def markdown(dataset, rows, entries, summary, earlier, anchor_rows, chart_name):
               f"**{costs['cpu_hours']:.2f} CPU-hours** (sum over finished runs on the CPU of (fit + test eval "
               f"seconds) x torch threads), **{costs['gpu_hours']:.2f} GPU-hours** (the same for runs on a GPU, one "
               f"GPU each, shared with the other runs of that machine) and **{costs['wall_hours']:.2f} wall hours** "
-              f"(sum of the runs' process wall times, failed ones included) over {costs['records']} records; per row label in `cost.csv`, per line above."]
+              f"(sum of the runs' process wall times, failed ones included; a resumed run counts its last session only) over {costs['records']} records; per row label in `cost.csv`, per line above."]
     if failed:
         lines += ["", "## Failed runs", "", "| Row | seed | code | error |", "|---|---|---|---|"]
         for row in failed:
