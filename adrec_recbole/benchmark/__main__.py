@@ -79,7 +79,7 @@ def build_parser():
                              "need no data (works on a fresh clone)")
     parser.add_argument("--carry_checkpoints", action="store_true",
                         help="copy what each unfinished run needs to resume (last.pth, best.pth, run.log) to "
-                             "OUT/DATASET/carried/, the one folder to copy (or commit) to another machine: its "
+                             "OUT/DATASET/carried/ (git-ignored), the one folder to copy to another machine: its "
                              "benchmark restores it and resumes the run from its last epoch instead of epoch 0; "
                              "run nothing (safe while a benchmark runs: checkpoints are replaced atomically)")
     return parser

@@ -5,9 +5,8 @@ locks, logs and spec files: a machine that has only the repository and its recor
 interrupted run again from epoch 0. :func:`pack` copies, for every run that has not finished,
 what resuming needs — its run folder's ``last.pth`` (the state at the start of the next epoch),
 ``best.pth`` (the weights the test is run with; its optimizer state is left out) and ``run.log``
-— to ``{dataset}/carried/{stem}/{run folder}/``, one folder to copy to the other machine, or to
-commit where the repository is all that reaches it (unlike ``runs/checkpoints/``, git does not
-ignore it). :func:`restore`, called by the benchmark before it starts a
+— to ``{dataset}/carried/{stem}/{run folder}/``, one folder to copy to the other machine (it is
+git-ignored like every checkpoint). :func:`restore`, called by the benchmark before it starts a
 run, copies a carried folder back to ``runs/checkpoints/{stem}/`` when that is missing; the
 worker then resumes it as if it had never left. A carried copy of a verified-equivalent code
 version is taken too (:mod:`adrec_recbole.benchmark.reuse` then renames it to this version).
