@@ -185,9 +185,11 @@ class EpochClock:
         self.start = time.time()
 
     def __call__(self, epoch_idx, valid_score):
+        """A tie counts as better, as in RecBole's ``early_stopping``, which then saves the best
+        checkpoint again: the best epoch named is the one whose weights are tested."""
         self.epochs = epoch_idx + 1
         better = self.best_score is None or (
-            valid_score > self.best_score if self.bigger_is_better else valid_score < self.best_score
+            valid_score >= self.best_score if self.bigger_is_better else valid_score <= self.best_score
         )
         if better:
             self.best_score, self.best_epoch = float(valid_score), epoch_idx

@@ -12,7 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from adrec_recbole.checkpoint import LAST_CHECKPOINT, capture_rng_states, load_last, restore_rng_states
+from recbole.utils import early_stopping
+
+from adrec_recbole.checkpoint import (
+    LAST_CHECKPOINT, EpochClock, capture_rng_states, load_last, restore_rng_states,
+)
 from adrec_recbole.quick_start import RunError, build_config, run
 from adrec_recbole.run_folder import RunLock, run_folder
 from conftest import ROOT, shared_dataset_or_skip
@@ -22,6 +26,21 @@ METRICS = ("best_valid_result", "test_result", "best_epoch")
 
 def same_metrics(first, second):
     return all(first[key] == second[key] for key in METRICS)
+
+
+@pytest.mark.parametrize("bigger, scores, best_epoch", [
+    (True, [0.0300, 0.0412, 0.0412, 0.0405], 2),   # a 4-decimal tie: the later epoch, as RecBole saves it
+    (False, [0.90, 0.71, 0.71, 0.75], 2),
+])
+def test_epoch_clock_names_the_epoch_whose_weights_recbole_kept(bigger, scores, best_epoch):
+    clock = EpochClock(bigger)
+    best, steps, last_saved = (-np.inf if bigger else np.inf), 0, None
+    for epoch, score in enumerate(scores):
+        clock(epoch, score)
+        best, steps, _, saved = early_stopping(score, best, steps, max_step=10, bigger=bigger)
+        last_saved = epoch if saved else last_saved
+    assert clock.best_epoch == best_epoch == last_saved
+    assert clock.best_score == scores[best_epoch] and clock.epochs == len(scores)
 
 
 def test_run_folder_is_named_from_model_dataset_seed_and_settings(quick_settings):
