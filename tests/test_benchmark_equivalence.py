@@ -11,7 +11,8 @@ import torch
 
 from conftest import ROOT, write_canonical_dataset
 
-from adrec_recbole.benchmark.equivalence import EQUIVALENCE_FILE, compare_runs, equivalent_versions, representative
+from adrec_recbole.benchmark.equivalence import (EQUIVALENCE_FILE, compare_runs, equivalent_versions, main,
+                                                 representative)
 
 ENTRIES = [
     {"models": {"SASRec": {"old": "aaaa", "new": "bbbb"}, "Pop": {"old": "aaaa", "new": "bbbb"}}},
@@ -97,6 +98,21 @@ def test_compare_runs_names_a_changed_metric_and_a_changed_tensor(tmp_path):
     differences, _ = compare_runs(old, dict(base, checkpoint=saved("nudged", nudged),
                                             test_result={"ndcg@10": 0.41}))
     assert differences == ["test_result: {'ndcg@10': 0.4} vs {'ndcg@10': 0.41}", "tensor w differs"]
+
+
+def test_data_in_unisrec_layout_is_refused_before_any_training_with_the_import_command(tmp_path, capsys):
+    """The records were made on the benchmark's canonical copy; FDSA cannot read UniSRec's ``.text``."""
+    folder = tmp_path / "raw" / "Uni"
+    folder.mkdir(parents=True)
+    for suffix in ("train.inter", "valid.inter", "test.inter", "text", "item2index", "user2index"):
+        (folder / f"Uni.{suffix}").write_text("")
+    code = main(["--dataset", "Uni", "--data_path", str(tmp_path / "raw"), "--old", "HEAD", "--models", "FDSA",
+                 "--out", str(tmp_path / "results")])
+    error = capsys.readouterr().err
+    assert code == 2 and "is in UniSRec's layout" in error and len(error.strip().splitlines()) == 1
+    assert (f"--format unisrec --src {folder} --dataset Uni --out {tmp_path / 'results' / 'Uni' / 'runs' / 'data'}"
+            in error)
+    assert not (tmp_path / "results").exists()  # nothing trained, nothing recorded
 
 
 @pytest.mark.skipif(not (ROOT / ".git").exists(), reason="needs the project's git history")

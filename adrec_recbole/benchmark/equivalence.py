@@ -31,6 +31,7 @@ import tempfile
 from pathlib import Path
 
 from adrec_recbole.atomic import write_json
+from adrec_recbole.benchmark.planning import is_unisrec_layout
 from adrec_recbole.benchmark.records import PROJECT_ROOT, data_identity, read_json
 
 EQUIVALENCE_FILE = "code_equivalence.json"
@@ -211,6 +212,14 @@ def main(argv=None):
     if not (Path(args.data_path) / args.dataset).is_dir():
         print(f"error: no dataset folder {Path(args.data_path) / args.dataset} (run the benchmark once, or give "
               "--data_path)", file=sys.stderr)
+        return 2
+    if is_unisrec_layout(Path(args.data_path) / args.dataset, args.dataset):
+        canonical = os.path.join(args.out, args.dataset, "runs", "data")
+        print(f"error: {Path(args.data_path) / args.dataset} is in UniSRec's layout (no {args.dataset}.item), which "
+              f"FDSA cannot read; the benchmark's records were made on its canonical copy: leave out --data_path "
+              f"(default {canonical}), or make that copy with `python -m adrec_recbole.data import --format unisrec "
+              f"--src {Path(args.data_path) / args.dataset} --dataset {args.dataset} --out {canonical}`",
+              file=sys.stderr)
         return 2
     if args.new == "HEAD" and _git("status", "--porcelain", "--untracked-files=no", "--", "adrec_recbole",
                                    "run_recbole.py"):

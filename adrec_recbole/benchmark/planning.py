@@ -176,7 +176,8 @@ class PlannedRun:
         return self.stem[: len(self.stem) - len(self.code_version or "nogit") - 1]
 
 
-def _unisrec_layout(folder, name):
+def is_unisrec_layout(folder, name):
+    """Whether ``folder`` holds ``name`` in UniSRec's layout (``.text`` keyed by ASIN, no ``.item``)."""
     needed = [f"{name}.{split}.inter" for split in ("train", "valid", "test")]
     needed += [f"{name}.text", f"{name}.item2index", f"{name}.user2index"]
     return not (folder / f"{name}.item").is_file() and all((folder / file).is_file() for file in needed)
@@ -185,7 +186,7 @@ def _unisrec_layout(folder, name):
 def resolve_data_root(settings, log=print):
     """The data root all runs use: ``--data_path``, or the canonical copy of a UniSRec-layout folder."""
     source = Path(settings.data_path) / settings.dataset
-    if not _unisrec_layout(source, settings.dataset):
+    if not is_unisrec_layout(source, settings.dataset):
         return Path(settings.data_path)
     from adrec_recbole.data.importers import import_unisrec
     from adrec_recbole.data.layout import missing_files
