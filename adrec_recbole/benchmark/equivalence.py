@@ -208,13 +208,13 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    args.data_path = args.data_path or os.path.join(args.out, args.dataset, "runs", "data")
+    canonical = os.path.join(args.out, args.dataset, "runs", "data")  # the benchmark's copy of the data
+    args.data_path = args.data_path or canonical
     if not (Path(args.data_path) / args.dataset).is_dir():
         print(f"error: no dataset folder {Path(args.data_path) / args.dataset} (run the benchmark once, or give "
               "--data_path)", file=sys.stderr)
         return 2
     if is_unisrec_layout(Path(args.data_path) / args.dataset, args.dataset):
-        canonical = os.path.join(args.out, args.dataset, "runs", "data")
         print(f"error: {Path(args.data_path) / args.dataset} is in UniSRec's layout (no {args.dataset}.item), which "
               f"FDSA cannot read; the benchmark's records were made on its canonical copy: leave out --data_path "
               f"(default {canonical}), or make that copy with `python -m adrec_recbole.data import --format unisrec "
