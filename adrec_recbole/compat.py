@@ -41,20 +41,28 @@ two replaced — never the library itself.
   ``HyperTuning(algo='exhaustive')`` fails: "'RandomState' object has no attribute 'integers'"
   (RecBole issue #1868, open). RecBole's hyper_tuning module sees a ``numpy.random.RandomState``
   that is ``numpy.random.default_rng`` (same seed, same draws). Older hyperopt: unchanged.
+* RecBole's ``ensure_dir`` checks ``os.path.exists`` and then calls ``os.makedirs``: two
+  processes that start together in one working directory (the benchmark's ``--jobs 2``
+  workers, parallel tuning trials) can both see ``./log/`` missing, and the slower one fails
+  with ``FileExistsError`` before training. RecBole's logger, trainer, dataset and data-utils
+  modules see an ``ensure_dir`` that is ``os.makedirs(path, exist_ok=True)``.
 * pandas 2.2 warns (FutureWarning) on every dataset load about idioms inside RecBole's
   ``dataset.py`` that pandas 3 will change; pandas is pinned below 2.3 (README), so warnings
   from RecBole's modules are silenced instead of repeated in every log.
 """
 import csv
 import importlib.metadata
+import os
 import types
 import warnings
 
 import numpy
 import pandas
 import recbole.data.dataset.dataset as _recbole_dataset
+import recbole.data.utils as _recbole_data_utils
 import recbole.trainer.hyper_tuning as _recbole_hyper_tuning
 import recbole.trainer.trainer as _recbole_trainer
+import recbole.utils.logger as _recbole_logger
 import torch
 from recbole.config import Config as _RecBoleConfig
 
@@ -78,6 +86,11 @@ def _read_plain_tsv(*args, **kwargs):
     kwargs.setdefault("keep_default_na", False)
     kwargs.setdefault("na_values", [""])
     return pandas.read_csv(*args, **kwargs)
+
+
+def ensure_dir(path):
+    """RecBole's ``ensure_dir`` without the gap between its check and its ``makedirs``."""
+    os.makedirs(path, exist_ok=True)
 
 
 def _hyperopt_samples_with_generator():
@@ -114,6 +127,8 @@ if not isinstance(_recbole_trainer.torch, _ModuleView):
     )
 if not isinstance(_recbole_dataset.pd, _ModuleView):
     _recbole_dataset.pd = _ModuleView(pandas, read_csv=_read_plain_tsv)
+for _module in (_recbole_logger, _recbole_trainer, _recbole_dataset, _recbole_data_utils):
+    _module.ensure_dir = ensure_dir
 if _hyperopt_samples_with_generator() and not isinstance(_recbole_hyper_tuning.np, _ModuleView):
     _recbole_hyper_tuning.np = _ModuleView(
         numpy, random=_ModuleView(numpy.random, RandomState=numpy.random.default_rng)

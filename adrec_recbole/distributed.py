@@ -86,8 +86,14 @@ def main_process_first():
         barrier()
 
 
-def close():
+def close(error_type=None, error=None, traceback=None):
+    """Leave the process group (an ``ExitStack.push`` callback). After a run that ended normally,
+    every rank first waits for the others, so that none closes its connections while a peer
+    still reads from them (a torchrun rank once aborted at exit, code -6, after its results);
+    after an error at once, as a barrier would wait for ranks that may never come."""
     if is_distributed():
+        if error_type is None:
+            dist.barrier()
         dist.destroy_process_group()
 
 

@@ -259,7 +259,7 @@ def run(model, dataset, config_file_list=None, config_dict=None, callback_fn=Non
     if distributed.launch_requested(config):
         return _launch(model, dataset, config_file_list, config_dict, config, callback_fn)
     with contextlib.ExitStack() as cleanup:
-        cleanup.callback(distributed.close)
+        cleanup.push(distributed.close)
         try:
             folder, checkpoint = _claim_run(config, cleanup)
             init_seed(config["seed"], config["reproducibility"])

@@ -371,7 +371,10 @@ def interrupt_while_training(args, cwd, runs, how="ctrl-c to the process group")
             if len(logs) == 2 and all("epoch 1 training" in log.read_text() for log in logs):
                 break
             time.sleep(0.2)
-        assert process.poll() is None, "the runs ended before they could be interrupted"
+        if process.poll() is not None:  # say why: the benchmark's output and the runs' logs
+            logs = "".join(f"\n--- {log.name}\n{log.read_text()[-3000:]}" for log in sorted(runs.glob("*.log")))
+            pytest.fail(f"the runs ended (exit code {process.returncode}) before they could be interrupted:\n"
+                        f"{process.communicate()[0][-3000:]}{logs}")
         if how.startswith("ctrl-c"):
             os.killpg(process.pid, signal.SIGINT)  # Ctrl-C in a terminal reaches the whole process group
         else:

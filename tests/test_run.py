@@ -1,6 +1,8 @@
 """The user-facing run path: run_recbole.py for ADRec and RecBole's models, clear errors,
 reproducibility, and a short real training run on Scientific that must beat popularity."""
+import importlib
 import json
+import os
 import subprocess
 import sys
 
@@ -9,6 +11,9 @@ import torch
 
 from adrec_recbole.quick_start import build_config, run
 from conftest import ROOT, shared_dataset_or_skip
+
+RECBOLE_MODULES_MAKING_FOLDERS = ("recbole.utils.logger", "recbole.trainer.trainer", "recbole.data.utils",
+                                  "recbole.data.dataset.dataset")
 
 
 def run_cli(*args, cwd):
@@ -95,3 +100,16 @@ def test_one_epoch_on_scientific_beats_popularity(tmp_path):
     pop = run("Pop", "Scientific", config_dict=settings)
     assert adrec["test_result"]["ndcg@10"] > 2 * pop["test_result"]["ndcg@10"]
     assert adrec["test_result"]["recall@10"] > pop["test_result"]["recall@10"]
+
+
+@pytest.mark.parametrize("module", RECBOLE_MODULES_MAKING_FOLDERS)
+def test_a_folder_another_process_makes_between_check_and_create_is_no_error(module, tmp_path, monkeypatch):
+    """RecBole's ensure_dir checks, then creates: of two benchmark workers starting together in one
+    folder, the slower failed with FileExistsError on ./log/ (the fix is in adrec_recbole.compat)."""
+    made_meanwhile, missing = tmp_path / "log", tmp_path / "log_tensorboard" / "run"
+    made_meanwhile.mkdir()
+    monkeypatch.setattr(os.path, "exists", lambda path: False)  # what both processes saw
+    ensure_dir = importlib.import_module(module).ensure_dir
+    ensure_dir(str(made_meanwhile))
+    ensure_dir(str(missing))
+    assert made_meanwhile.is_dir() and missing.is_dir()
