@@ -105,7 +105,7 @@ def test_one_epoch_on_scientific_beats_popularity(tmp_path):
 @pytest.mark.parametrize("module", RECBOLE_MODULES_MAKING_FOLDERS)
 def test_a_folder_another_process_makes_between_check_and_create_is_no_error(module, tmp_path, monkeypatch):
     """RecBole's ensure_dir checks, then creates: of two benchmark workers starting together in one
-    folder, the slower failed with FileExistsError on ./log/ (the fix is in adrec_recbole.compat)."""
+    folder, the slower could stop with FileExistsError on ./log/ (the fix is in adrec_recbole.compat)."""
     made_meanwhile, missing = tmp_path / "log", tmp_path / "log_tensorboard" / "run"
     made_meanwhile.mkdir()
     monkeypatch.setattr(os.path, "exists", lambda path: False)  # what both processes saw
